@@ -1,0 +1,131 @@
+"""Shared CLI plumbing: configuration from options and environment, output, progress.
+
+For: resolving the ledger URL, key URL, actor and payload limit (option > environment > default),
+printing JSON for CI, and a progress bar on stderr for long work. Not for: command logic.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+#: Where the ledger lives unless --ledger or STARTER_LEDGER_URL says otherwise.
+DEFAULT_LEDGER_URL = "sqlite:///.ledger/ledger.db"
+
+LEDGER_OPTION = typer.Option(
+    DEFAULT_LEDGER_URL,
+    "--ledger",
+    envvar="STARTER_LEDGER_URL",
+    help="Ledger URL: sqlite:///PATH (default .ledger/ledger.db) or memory://NAME.",
+    show_default=True,
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+KEY_OPTION = typer.Option(
+    None,
+    "--key",
+    envvar="STARTER_LEDGER_KEY",
+    help="Signing key store URL (file://PATH). Default: keys/signer.pem beside the ledger file.",
+)
+ACTOR_OPTION = typer.Option(
+    None, "--actor", envvar="STARTER_ACTOR", help="Who is acting (default: user@host)."
+)
+
+
+def default_key_url(ledger_url: str) -> str:
+    """The key beside a SQLite ledger: <ledger folder>/keys/signer.pem."""
+    if ledger_url.startswith("sqlite:///"):
+        folder = Path(ledger_url[len("sqlite:///") :].split("?", 1)[0]).parent
+        return f"file://{folder / 'keys' / 'signer.pem'}"
+    return "file://.ledger/keys/signer.pem"
+
+
+def resolve_actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def max_payload_bytes(value: int | None) -> int:
+    if value is not None:
+        return value
+    env = os.environ.get("STARTER_MAX_PAYLOAD_BYTES")
+    if env:
+        try:
+            parsed = int(env)
+        except ValueError:
+            raise typer.BadParameter(
+                f"STARTER_MAX_PAYLOAD_BYTES={env!r} is not a whole number"
+            ) from None
+        if parsed < 1:
+            raise typer.BadParameter("STARTER_MAX_PAYLOAD_BYTES must be at least 1")
+        return parsed
+    return 1 << 20
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename: never half-written."""
+    from starter_ledger.errors import InputRejectedError
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputRejectedError(f"cannot write {path}: {e.strerror}") from None
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; yields the update callback."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def read_text_file(path: Path, what: str) -> str:
+    from starter_ledger.errors import InputRejectedError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputRejectedError(f"no {what} at {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputRejectedError(f"cannot read {what} {path}: {e}") from None

@@ -1,0 +1,77 @@
+"""The root ``starter-cli`` application and its single error boundary.
+
+For: wiring command groups together and turning every ``StarterError`` into one ``error:`` line
+(plus a ``hint:`` line) on stderr with the error's exit code; ``--debug`` shows the traceback.
+Not for: command logic (``ledger_cmds``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from starter_cli import ledger_cmds
+
+app = typer.Typer(
+    name="starter-cli",
+    help="Starter platform CLI: a signed, Merkle-verifiable audit-and-release ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(ledger_cmds.app, name="ledger")
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks for errors.", envvar="STARTER_DEBUG"
+    ),
+) -> None:
+    """Starter platform CLI: a signed, Merkle-verifiable audit-and-release ledger."""
+    if debug:
+        os.environ["STARTER_DEBUG"] = "1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, mapping errors to exit codes."""
+    from starter_contracts import StarterError
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("STARTER_DEBUG") == "1"
+    try:
+        code = app(args=args, prog_name="starter-cli", standalone_mode=False)
+    except StarterError as e:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception:
+        if debug:
+            raise
+        import traceback
+
+        print("error: internal error (a bug): " + traceback.format_exc(limit=1).splitlines()[-1],
+              file=sys.stderr)
+        print("hint: re-run with --debug and report the traceback", file=sys.stderr)
+        sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)

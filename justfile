@@ -1,0 +1,47 @@
+# Starter Ledger task runner. `just --list` shows every recipe.
+# Recipes use the project virtualenv (.venv) when it exists, else the python on PATH.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv"
+python := if path_exists(venv / "bin/python") == "true" { venv / "bin/python" } else { "python3" }
+bin := if path_exists(venv / "bin/python") == "true" { venv / "bin/" } else { "" }
+
+# Show the recipes.
+default:
+    @just --list
+
+# Install the project and its dev tools into .venv (idempotent).
+setup:
+    test -x {{venv}}/bin/python || python3 -m venv {{venv}}
+    {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -e ./contracts -e '.[dev]'
+
+# End to end on the embedded default: create a ledger, append, print a checkpoint, verify.
+demo dir=".ledger":
+    {{bin}}starter-cli ledger init --origin localhost/starter-ledger --ledger sqlite:///{{dir}}/ledger.db || test $? -eq 8
+    echo '{"text": "platform bootstrapped"}' | {{bin}}starter-cli ledger append --ledger sqlite:///{{dir}}/ledger.db --type note.recorded --payload -
+    echo '{"text": "first release planned"}' | {{bin}}starter-cli ledger append --ledger sqlite:///{{dir}}/ledger.db --type note.recorded --payload -
+    {{bin}}starter-cli ledger show --ledger sqlite:///{{dir}}/ledger.db
+    {{bin}}starter-cli ledger checkpoint --ledger sqlite:///{{dir}}/ledger.db --out {{dir}}/checkpoint.txt
+    {{bin}}starter-cli ledger verify --ledger sqlite:///{{dir}}/ledger.db --checkpoint {{dir}}/checkpoint.txt
+
+# Run the whole test suite.
+test *args:
+    {{python}} -m pytest {{args}}
+
+# Lint: ruff (format check + rules) and the import boundaries.
+lint:
+    {{python}} -m ruff format --check .
+    {{python}} -m ruff check .
+    {{bin}}lint-imports
+
+# Type-check with mypy (strict, pydantic plugin).
+typecheck:
+    {{python}} -m mypy
+
+# Benchmarks: prints a table of figures beside baselines measured in the same run.
+bench *args:
+    {{python}} bench/run.py {{args}}
+
+# Everything CI checks.
+ci: lint typecheck test

@@ -1,0 +1,128 @@
+"""Export bundles: a whole ledger in one JSON Lines file, verifiable offline.
+
+For: ``export_bundle`` (written to a temporary file, fsynced, then renamed: never half-written) and
+``BundleSource`` (streams a bundle back for ``verify``). Line 1 is a header object; then one object per
+entry ``{"seq": N, "entry": "<JWS>"}`` in order, each stored checkpoint ``{"checkpoint": "<note>"}``
+right after the entry that completes its tree size. ``docs/ledger-format.md`` is the normative text.
+Not for: importing a bundle into a new database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from starter_ledger.errors import FormatError, InputRejectedError
+from starter_ledger.storage import LedgerStore
+
+BUNDLE_FORMAT = "starter-ledger-bundle"
+BUNDLE_VERSION = 1
+
+
+def export_bundle(
+    store: LedgerStore,
+    out: Path,
+    *,
+    origin: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write every entry and checkpoint of ``store`` to ``out``; returns the number of entries."""
+    size = store.size()
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    checkpoints = store.iter_checkpoints(1)
+    pending = next(checkpoints, None)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            header = {"format": BUNDLE_FORMAT, "origin": origin, "size": size, "version": BUNDLE_VERSION}
+            f.write(json.dumps(header, sort_keys=True) + "\n")
+            for seq, raw in store.iter_entries(0, size):
+                f.write(f'{{"entry":"{raw.decode("ascii")}","seq":{seq}}}\n')
+                while pending is not None and pending[0] <= seq + 1:
+                    f.write(json.dumps({"checkpoint": pending[1]}) + "\n")
+                    pending = next(checkpoints, None)
+                if progress is not None and seq % 4096 == 0:
+                    progress(seq + 1, size)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputRejectedError(f"cannot write bundle {out}: {e.strerror}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if progress is not None:
+        progress(size, size)
+    return size
+
+
+class BundleSource:
+    """Reads a bundle for verification without loading it into memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with path.open("r", encoding="utf-8") as f:
+                first = f.readline()
+        except FileNotFoundError:
+            raise InputRejectedError(
+                f"no bundle at {path}", hint="create one with 'starter-cli ledger export --out FILE'"
+            ) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputRejectedError(f"cannot read bundle {path}: {e}") from None
+        header = self._json(first, 1)
+        if header.get("format") != BUNDLE_FORMAT or header.get("version") != BUNDLE_VERSION:
+            raise FormatError(
+                f"{path} is not a {BUNDLE_FORMAT} v{BUNDLE_VERSION} file",
+                hint="export it with 'starter-cli ledger export'",
+            )
+        size = header.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise FormatError(f"{path}: header size must be a non-negative integer")
+        self.size: int = size
+        self.origin = str(header.get("origin", ""))
+
+    def _json(self, line: str, lineno: int) -> dict[str, Any]:
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise FormatError(f"{self.path} line {lineno} is not JSON: {e.msg}") from None
+        if not isinstance(value, dict):
+            raise FormatError(f"{self.path} line {lineno} is not a JSON object")
+        return value
+
+    def _objects(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        try:
+            with self.path.open("r", encoding="utf-8") as f:
+                f.readline()
+                for lineno, line in enumerate(f, start=2):
+                    yield lineno, self._json(line, lineno)
+        except (OSError, UnicodeDecodeError) as e:
+            raise FormatError(f"cannot read bundle {self.path}: {e}") from None
+
+    def iter_entries(self, start: int = 0, chunk: int = 0) -> Iterator[tuple[int, bytes]]:
+        for lineno, obj in self._objects():
+            if "entry" in obj:
+                seq, entry = obj.get("seq"), obj["entry"]
+                if not isinstance(seq, int) or not isinstance(entry, str) or not entry.isascii():
+                    raise FormatError(f"{self.path} line {lineno}: malformed entry line")
+                if seq >= start:
+                    yield seq, entry.encode("ascii")
+            elif "checkpoint" not in obj:
+                raise FormatError(f"{self.path} line {lineno}: neither an entry nor a checkpoint")
+
+    def iter_checkpoints(self, start_size: int = 0) -> Iterator[tuple[int, str]]:
+        for lineno, obj in self._objects():
+            note = obj.get("checkpoint")
+            if note is None:
+                continue
+            if not isinstance(note, str):
+                raise FormatError(f"{self.path} line {lineno}: checkpoint must be a string")
+            size_line = note.split("\n", 2)[1] if note.count("\n") >= 2 else ""
+            if not size_line.isdigit():
+                raise FormatError(f"{self.path} line {lineno}: checkpoint has no size line")
+            if int(size_line) >= start_size:
+                yield int(size_line), note

@@ -1,0 +1,76 @@
+"""JWS compact serialization (RFC 7515) with EdDSA over Ed25519 (RFC 8037).
+
+For: producing and strictly parsing the compact JWS that every ledger entry and every proof of
+possession is. The protected header is RFC 8785 canonical JSON; the only algorithm is ``EdDSA``;
+``crit`` and unknown header members are refused. Not for: general JOSE (no JWE, no other
+algorithms, no JSON serialization).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starter_ledger.encoding import b64url_decode, b64url_encode
+from starter_ledger.errors import FormatError
+from starter_ledger.jcs import canonicalize
+from starter_ledger.keys import Signer
+
+#: ``typ`` of a proof of possession JWS inside ``signer.added``.
+POP_MEDIA_TYPE = "starter-ledger-pop+jws"
+
+
+@dataclass(frozen=True, slots=True)
+class CompactJWS:
+    """A parsed compact JWS: decoded parts and the exact signing input."""
+
+    header: dict[str, Any]
+    payload: bytes
+    signature: bytes
+    signing_input: bytes
+
+    @property
+    def kid(self) -> str:
+        return str(self.header["kid"])
+
+
+def sign_compact(payload: bytes, signer: Signer, typ: str) -> str:
+    """Sign ``payload`` with ``signer``: header ``{"alg":"EdDSA","kid":...,"typ":typ}``."""
+    header = canonicalize({"alg": "EdDSA", "kid": signer.kid, "typ": typ})
+    signing_input = b64url_encode(header) + "." + b64url_encode(payload)
+    signature = signer.sign(signing_input.encode("ascii"))
+    return signing_input + "." + b64url_encode(signature)
+
+
+def parse_compact(token: str | bytes, typ: str) -> CompactJWS:
+    """Parse a compact JWS whose header must be exactly ``alg`` EdDSA, ``kid``, ``typ``."""
+    raw = token.encode("ascii") if isinstance(token, str) else token
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise FormatError(f"a compact JWS has 3 dot-separated parts, this has {len(parts)}")
+    header_b64, payload_b64, sig_b64 = parts
+    header_bytes = b64url_decode(header_b64)
+    try:
+        header = json.loads(header_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FormatError("JWS protected header is not JSON") from None
+    if not isinstance(header, dict) or set(header) != {"alg", "kid", "typ"}:
+        raise FormatError("JWS protected header must hold exactly alg, kid and typ")
+    if header["alg"] != "EdDSA":
+        raise FormatError(f"JWS alg must be EdDSA, not {header['alg']!r}")
+    if header["typ"] != typ:
+        raise FormatError(f"JWS typ must be {typ!r}, not {header['typ']!r}")
+    if not isinstance(header["kid"], str) or len(header["kid"]) != 43:
+        raise FormatError("JWS kid must be an RFC 7638 thumbprint (43 base64url characters)")
+    if canonicalize(header) != header_bytes:
+        raise FormatError("JWS protected header is not in RFC 8785 canonical form")
+    signature = b64url_decode(sig_b64)
+    if len(signature) != 64:
+        raise FormatError("an EdDSA (Ed25519) signature has 64 bytes")
+    return CompactJWS(
+        header=header,
+        payload=b64url_decode(payload_b64),
+        signature=signature,
+        signing_input=header_b64 + b"." + payload_b64,
+    )

@@ -1,0 +1,347 @@
+"""The ledger: appends signed entries and answers for its tree, checkpoints and proofs.
+
+For: ``Ledger``, the one write path. An append validates the payload against the event catalog,
+checks the trust rules, signs the envelope (which commits to the root of all earlier entries), and
+writes the entry, the completed tree nodes and a signed checkpoint in one transaction that expects
+the size it read; on a conflict it re-reads and retries. Not for: verification, which trusts none
+of this code's storage (``verify``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from starter_contracts import Envelope
+from starter_events import latest_version, validate_payload
+from starter_ledger.checkpoint import make_checkpoint
+from starter_ledger.clock import Clock, SystemClock
+from starter_ledger.encoding import b64_encode
+from starter_ledger.entry import Entry, decode_entry, encode_entry, format_time
+from starter_ledger.errors import (
+    ConflictError,
+    FormatError,
+    InputRejectedError,
+    LedgerExistsError,
+    LedgerUnavailableError,
+    NotAuthorisedError,
+)
+from starter_ledger.jcs import canonicalize
+from starter_ledger.keys import Signer
+from starter_ledger.merkle import (
+    Frontier,
+    consistency_proof,
+    frontier_coords,
+    inclusion_proof,
+    leaf_hash,
+)
+from starter_ledger.storage import AppendBatch, LedgerStore, NewEntry, open_store
+from starter_ledger.trust import SIGNER_EVENT_TYPES, SignerSet, TrustViolation
+
+#: Largest accepted payload (its RFC 8785 form), unless configured otherwise.
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+#: How many times ``append`` retries after a concurrent-append conflict.
+DEFAULT_RETRIES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event to append: its type, payload and (optionally) schema version."""
+
+    type: str
+    payload: dict[str, Any]
+    schema_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append wrote."""
+
+    first_seq: int
+    size: int
+    root: bytes
+    checkpoint: str
+    entries: tuple[bytes, ...]
+
+
+@dataclass
+class _Head:
+    frontier: Frontier
+    signers: SignerSet
+
+    @property
+    def size(self) -> int:
+        return self.frontier.size
+
+
+class Ledger:
+    """One ledger over one store."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        clock: Clock | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.max_payload_bytes = max_payload_bytes
+        self.retries = retries
+        self._head: _Head | None = None
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False, **kwargs: Any) -> Ledger:
+        """Open the ledger at ``url`` (``create`` makes an empty store where none exists)."""
+        return cls(open_store(url, create=create), **kwargs)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def size(self) -> int:
+        return self.store.size()
+
+    def frontier(self, size: int | None = None) -> Frontier:
+        """The stored compact range of the tree at ``size`` (default: now)."""
+        n = self.store.size() if size is None else size
+        return Frontier(n, self.store.read_nodes(frontier_coords(n)))
+
+    def root(self, size: int | None = None) -> bytes:
+        return self.frontier(size).root()
+
+    def signer_set(self, size: int | None = None) -> SignerSet:
+        """Authorised signers after the first ``size`` entries, from the stored signer events."""
+        n = self.store.size() if size is None else size
+        signers = SignerSet()
+        for seq, raw in self.store.entries_of_types(SIGNER_EVENT_TYPES, end=n):
+            entry = decode_entry(raw)
+            env = entry.envelope
+            signers.size = seq
+            try:
+                signers.apply(seq, env.origin, env.type, env.payload, entry.kid)
+            except TrustViolation as e:
+                raise LedgerUnavailableError(
+                    f"stored entry {seq} breaks the trust rules: {e.message}",
+                    hint="run 'starter-cli ledger verify'",
+                ) from None
+        signers.size = n
+        return signers
+
+    def origin(self) -> str:
+        origin = self.signer_set(1).origin
+        if origin is None:
+            raise LedgerUnavailableError(
+                f"ledger {self.store.url} is empty", hint="run 'starter-cli ledger init'"
+            )
+        return origin
+
+    def entry(self, seq: int) -> Entry:
+        for _, raw in self.store.iter_entries(seq, seq + 1):
+            return decode_entry(raw)
+        raise InputRejectedError(f"no entry {seq}: the ledger has {self.store.size()} entries")
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, Entry]]:
+        for seq, raw in self.store.iter_entries(start, end):
+            yield seq, decode_entry(raw)
+
+    def latest_checkpoint(self) -> str:
+        found = self.store.latest_checkpoint()
+        if found is None:
+            raise LedgerUnavailableError(
+                f"ledger {self.store.url} has no checkpoint", hint="run 'starter-cli ledger init'"
+            )
+        return found[1]
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        n = self._size_arg(size)
+        return inclusion_proof(index, n, self.store.read_nodes)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        n = self._size_arg(new)
+        return consistency_proof(old, n, self.store.read_nodes)
+
+    def leaf_hash(self, seq: int) -> bytes:
+        return self.store.read_nodes([(0, seq)])[0]
+
+    def _size_arg(self, size: int | None) -> int:
+        current = self.store.size()
+        if size is None:
+            return current
+        if not 1 <= size <= current:
+            raise InputRejectedError(
+                f"tree size {size} is outside 1..{current}", hint=f"use a size up to {current}"
+            )
+        return size
+
+    # -- writing -------------------------------------------------------------------------
+
+    def init(
+        self, origin: str, signer: Signer, actor: str, *, description: str = ""
+    ) -> AppendResult:
+        """Append the genesis entry naming ``origin`` and ``signer`` as first signer."""
+        if self.store.size():
+            raise LedgerExistsError(
+                f"ledger {self.store.url} already has {self.store.size()} entries",
+                hint="use it as it is, or choose another --ledger",
+            )
+        payload = {"description": description, "origin": origin, "signer": signer.public_jwk}
+        return self._append([Event("ledger.genesis", payload)], signer, actor, origin=origin)
+
+    def append(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        signer: Signer,
+        actor: str,
+        *,
+        schema_version: int | None = None,
+    ) -> AppendResult:
+        """Append one event, retrying on conflicts with concurrent appenders."""
+        return self.append_many([Event(type_, payload, schema_version)], signer, actor)
+
+    def append_many(self, events: Sequence[Event], signer: Signer, actor: str) -> AppendResult:
+        """Append several events in one transaction (one checkpoint at the end)."""
+        if not events:
+            raise InputRejectedError("nothing to append")
+        return self._append(events, signer, actor, origin=None)
+
+    def _load_head(self) -> _Head:
+        if self._head is None:
+            size = self.store.size()
+            self._head = _Head(self.frontier(size), self.signer_set(size))
+        return self._head
+
+    def _append(
+        self, events: Sequence[Event], signer: Signer, actor: str, origin: str | None
+    ) -> AppendResult:
+        prepared = [self._prepare(e) for e in events]
+        for attempt in range(self.retries + 1):
+            head = self._load_head()
+            try:
+                return self._try_append(head, prepared, signer, actor, origin)
+            except ConflictError:
+                self._head = None
+                if attempt == self.retries:
+                    raise
+                time.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
+            except BaseException:
+                self._head = None
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _prepare(self, event: Event) -> tuple[str, int, dict[str, Any]]:
+        version = event.schema_version or latest_version(event.type)
+        model = validate_payload(event.type, version, event.payload)
+        payload = model.model_dump(mode="json")
+        size = len(canonicalize(payload))
+        if size > self.max_payload_bytes:
+            raise InputRejectedError(
+                f"payload of {event.type} is {size} bytes, over the limit of "
+                f"{self.max_payload_bytes}",
+                hint="shrink it, or raise the limit with --max-payload-bytes / "
+                "STARTER_MAX_PAYLOAD_BYTES",
+            )
+        return event.type, version, payload
+
+    def _try_append(
+        self,
+        head: _Head,
+        prepared: Sequence[tuple[str, int, dict[str, Any]]],
+        signer: Signer,
+        actor: str,
+        origin: str | None,
+    ) -> AppendResult:
+        frontier = head.frontier.copy()
+        signers = head.signers.copy()
+        ledger_origin = origin if head.size == 0 else signers.origin
+        if ledger_origin is None:
+            raise LedgerUnavailableError(
+                f"ledger {self.store.url} is empty", hint="run 'starter-cli ledger init' first"
+            )
+        start = frontier.size
+        now = format_time(self.clock.now())
+        new_entries: list[NewEntry] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        for type_, version, payload in prepared:
+            seq = frontier.size
+            try:
+                envelope = Envelope(
+                    origin=ledger_origin,
+                    seq=seq,
+                    type=type_,
+                    schema_version=version,
+                    occurred_at=now,
+                    actor=actor,
+                    prev_root=b64_encode(frontier.root()),
+                    payload=payload,
+                )
+            except ValidationError as e:
+                err = e.errors(include_url=False)[0]
+                raise InputRejectedError(
+                    f"entry field {'.'.join(map(str, err['loc']))} is invalid: {err['msg']}"
+                ) from None
+            try:
+                signers.apply(seq, ledger_origin, type_, payload, signer.kid)
+            except TrustViolation as e:
+                if e.check == "authorisation":
+                    raise NotAuthorisedError(
+                        f"key {signer.kid} may not sign entry {seq}: {e.message}",
+                        hint="sign with an authorised signer's key (see 'starter-cli ledger "
+                        "signers')",
+                    ) from None
+                raise InputRejectedError(e.message) from None
+            except FormatError as e:
+                raise InputRejectedError(e.message) from None
+            raw = encode_entry(envelope, signer)
+            new_entries.append(NewEntry(seq, raw, type_, signer.kid))
+            nodes.extend(frontier.append(leaf_hash(raw)))
+        root = frontier.root()
+        note = make_checkpoint(
+            ledger_origin, frontier.size, root, signers.authorised.keys(), signer
+        )
+        self.store.append(AppendBatch(start, new_entries, nodes, (frontier.size, note)))
+        self._head = _Head(frontier, signers)
+        return AppendResult(
+            first_seq=start,
+            size=frontier.size,
+            root=root,
+            checkpoint=note,
+            entries=tuple(e.entry for e in new_entries),
+        )
+
+
+def parse_payload_json(data: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """Parse a payload given as JSON bytes (a file or stdin), refusing oversize or non-objects."""
+    if len(data) > max_bytes:
+        raise InputRejectedError(
+            f"payload is {len(data)} bytes, over the limit of {max_bytes}",
+            hint="shrink it, or raise the limit with --max-payload-bytes / STARTER_MAX_PAYLOAD_BYTES",
+        )
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputRejectedError(
+            f"payload is not valid JSON: {e}", hint="pass a JSON object, e.g. '{\"text\": \"hi\"}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise InputRejectedError(
+            f"payload must be a JSON object, not {type(value).__name__}",
+            hint="wrap it in an object, e.g. '{\"text\": \"hi\"}'",
+        )
+    return value
+

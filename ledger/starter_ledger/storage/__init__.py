@@ -1,0 +1,66 @@
+"""Ledger storage chosen by URL scheme.
+
+For: ``open_store(url, create=...)``, mapping ``sqlite:///PATH`` and ``memory://NAME`` to their
+backends; an unknown scheme fails naming the known ones. Not for: the ledger's rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starter_ledger.errors import LedgerUnavailableError
+from starter_ledger.storage.interface import AppendBatch, LedgerStore, NewEntry
+from starter_ledger.storage.memory import MemoryStore
+
+__all__ = [
+    "AppendBatch",
+    "LedgerStore",
+    "MemoryStore",
+    "NewEntry",
+    "known_schemes",
+    "open_store",
+]
+
+_MEMORY: dict[str, MemoryStore] = {}
+
+
+def _sqlite(url: str, create: bool) -> LedgerStore:
+    from starter_ledger.storage.sqlite import SQLiteStore  # SQLAlchemy only when used
+
+    return SQLiteStore(url, create=create)
+
+
+def _memory(url: str, create: bool) -> LedgerStore:
+    name = url[len("memory://") :]
+    if name not in _MEMORY:
+        if not create:
+            raise LedgerUnavailableError(
+                f"no in-memory ledger named {name!r} in this process",
+                hint="create it first with create=True",
+            )
+        _MEMORY[name] = MemoryStore(name)
+    return _MEMORY[name]
+
+
+_SCHEMES: dict[str, Callable[[str, bool], LedgerStore]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+}
+
+
+def known_schemes() -> list[str]:
+    """The URL schemes a ledger can be opened with."""
+    return sorted(_SCHEMES)
+
+
+def open_store(url: str, *, create: bool = False) -> LedgerStore:
+    """Open the ledger store at ``url``; ``create`` makes a new empty one where none exists."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    factory = _SCHEMES.get(scheme)
+    if factory is None:
+        raise LedgerUnavailableError(
+            f"unknown ledger URL scheme {scheme!r} in {url!r}",
+            hint="known: " + ", ".join(f"{s}://" for s in known_schemes())
+            + " (e.g. sqlite:///.ledger/ledger.db)",
+        )
+    return factory(url, create)

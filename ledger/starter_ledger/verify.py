@@ -1,0 +1,559 @@
+"""Verification: replays a ledger from its verbatim bytes and trusts nothing else.
+
+For: ``verify_store`` (a database), ``verify_bundle`` (an export file, offline) and
+``verify_from_checkpoint`` (only what was appended since a trusted checkpoint). Each entry is checked
+for: canonical encoding, contiguous ``seq``, ``prev_root`` = the recomputed root of all earlier
+entries, a payload valid for its type and version, an Ed25519 signature by a key authorised at that
+position, and the trust rules; every stored checkpoint must equal the recomputed tree and name the
+right key; pins (``genesis_sha256``, a trusted checkpoint) must hold. Parsing and signature checks
+run in worker processes; the tree and the trust rules are replayed in order in this process, so
+memory stays flat however long the ledger is. The outcome is a ``VerifyReport``: a failure is a value
+naming the first bad ``seq`` and check, never an exception.
+Not for: repairing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import Any, Protocol
+
+from starter_events import EventError, validate_payload
+from starter_ledger.checkpoint import expected_body, signers_from_extensions
+from starter_ledger.encoding import b64_decode, b64_encode
+from starter_ledger.entry import decode_entry
+from starter_ledger.errors import FormatError, LedgerError, ProofError
+from starter_ledger.keys import Verifier, public_key_bytes, thumbprint
+from starter_ledger.merkle import (
+    Frontier,
+    NodeCoord,
+    consistency_proof,
+    frontier_coords,
+    inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+from starter_ledger.note import parse_checkpoint, parse_note
+from starter_ledger.trust import SIGNER_EVENT_TYPES, SignerSet, TrustViolation
+
+#: Entries per unit of work sent to a worker process.
+CHUNK = 2048
+#: Below this many entries verification runs in-process (starting workers costs more).
+PARALLEL_THRESHOLD = 20_000
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The first check that failed: at which entry (or None), which check, and why."""
+
+    seq: int | None
+    check: str
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of a verification."""
+
+    ok: bool
+    size: int
+    root_hash: str
+    origin: str | None
+    source: str
+    genesis_sha256: str | None = None
+    #: Entries checked one by one (all of them, or those after ``verified_from``).
+    entries_checked: int = 0
+    checkpoints_checked: int = 0
+    #: Size of the trusted checkpoint an incremental verification started from.
+    verified_from: int | None = None
+    signers: list[str] = field(default_factory=list)
+    first_failure: Failure | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Failed(Exception):
+    def __init__(self, seq: int | None, check: str, message: str) -> None:
+        super().__init__(message)
+        self.failure = Failure(seq, check, message)
+
+
+class Source(Protocol):
+    """Where entries and checkpoints come from: a store or a bundle."""
+
+    def iter_entries(self, start: int = 0, chunk: int = ...) -> Iterator[tuple[int, bytes]]: ...
+
+    def iter_checkpoints(self, start_size: int = 0) -> Iterator[tuple[int, str]]: ...
+
+
+# -- work done in worker processes ---------------------------------------------------------
+
+_verifiers: dict[bytes, Verifier] = {}
+
+
+def _verifier(public_key: bytes) -> Verifier:
+    v = _verifiers.get(public_key)
+    if v is None:
+        if len(_verifiers) > 4096:
+            _verifiers.clear()
+        v = _verifiers[public_key] = Verifier(public_key)
+    return v
+
+
+# One checked entry: (row seq, leaf hash, info or None, (check, message) or None).
+_Checked = tuple[int, bytes, tuple[Any, ...] | None, tuple[str, str] | None]
+
+
+def check_chunk(rows: list[tuple[int, bytes]], keys: dict[str, bytes]) -> list[_Checked]:
+    """Decode, validate and signature-check entries; keys maps kid -> public key."""
+    sha256 = hashlib.sha256
+    out: list[_Checked] = []
+    local = dict(keys)
+    for seq, raw in rows:
+        lh = sha256(b"\x00" + raw).digest()
+        try:
+            entry = decode_entry(raw)
+            env = entry.envelope
+            validate_payload(env.type, env.schema_version, env.payload)
+        except FormatError as e:
+            out.append((seq, lh, None, ("entry-format", e.message)))
+            continue
+        except EventError as e:
+            out.append((seq, lh, None, ("payload", e.message)))
+            continue
+        kid = entry.kid
+        payload = env.payload
+        if env.type == "ledger.genesis":
+            local.setdefault(thumbprint(payload["signer"]), public_key_bytes(payload["signer"]))
+        public_key = local.get(kid)
+        sig: bool | None = None
+        if public_key is not None:
+            sig = _verifier(public_key).verify(entry.jws.signing_input, entry.jws.signature)
+        if env.type == "signer.added":
+            local.setdefault(thumbprint(payload["jwk"]), public_key_bytes(payload["jwk"]))
+        deferred = (entry.jws.signing_input, entry.jws.signature) if sig is None else None
+        genesis = sha256(raw).hexdigest() if env.seq == 0 else None
+        signer_payload = payload if env.type in SIGNER_EVENT_TYPES else None
+        info = (env.seq, env.origin, env.type, env.prev_root, kid, signer_payload, sig, deferred, genesis)
+        out.append((seq, lh, info, None))
+    return out
+
+
+def _check_chunk_job(args: tuple[list[tuple[int, bytes]], dict[str, bytes]]) -> list[_Checked]:
+    return check_chunk(*args)
+
+
+def _chunks(it: Iterator[tuple[int, bytes]], n: int) -> Iterator[list[tuple[int, bytes]]]:
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+def _checked(
+    entries: Iterator[tuple[int, bytes]], keys: Callable[[], dict[str, bytes]], jobs: int
+) -> Iterator[_Checked]:
+    chunks = _chunks(entries, CHUNK)
+    if jobs <= 1:
+        for chunk in chunks:
+            yield from check_chunk(chunk, keys())
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
+    pending: deque[Future[list[_Checked]]] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(_check_chunk_job, (chunk, keys())))
+            if len(pending) >= 2 * jobs:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- replay in order in this process -------------------------------------------------------
+
+
+@dataclass
+class _Pin:
+    size: int
+    root: bytes
+    note: str
+    signers: list[str] | None
+
+
+class _Replay:
+    """Applies checked entries in order: tree, trust rules, checkpoints, pins."""
+
+    def __init__(
+        self,
+        frontier: Frontier,
+        signers: SignerSet,
+        checkpoints: Iterator[tuple[int, str]],
+        final_size: int,
+        pin: _Pin | None,
+    ) -> None:
+        self.frontier = frontier
+        self.signers = signers
+        self.checkpoints = checkpoints
+        self.next_cp = next(checkpoints, None)
+        self.final_size = final_size
+        self.pin = pin
+        self.genesis_sha256: str | None = None
+        self.checkpoints_checked = 0
+        self.entries_checked = 0
+        self.last_kid: str | None = None
+        self._prev_root = b64_encode(frontier.root())
+
+    def feed(self, item: _Checked) -> None:
+        seq, lh, info, err = item
+        expected = self.frontier.size
+        if seq != expected:
+            if seq > expected:
+                raise _Failed(expected, "seq", f"entry {expected} is missing (next stored is {seq})")
+            raise _Failed(seq, "seq", f"entry {seq} appears twice or out of order")
+        if err is not None:
+            raise _Failed(seq, *err)
+        assert info is not None
+        env_seq, origin, type_, prev_root, kid, payload, sig, deferred, genesis = info
+        if env_seq != seq:
+            raise _Failed(seq, "seq", f"entry at position {seq} says it is entry {env_seq}")
+        if genesis is not None:
+            self.genesis_sha256 = genesis
+        if prev_root != self._prev_root:
+            raise _Failed(
+                seq, "prev-root", f"entry {seq} commits to a history other than the one stored"
+            )
+        if sig is None:
+            if seq == 0 and type_ == "ledger.genesis" and payload is not None:
+                public_key: bytes | None = public_key_bytes(payload["signer"])
+            else:
+                public_key = self.signers.known.get(kid)
+            if public_key is None:
+                raise _Failed(seq, "authorisation", f"entry {seq} is signed by unknown key {kid}")
+            sig = _verifier(public_key).verify(*deferred)
+        if not sig:
+            raise _Failed(seq, "signature", f"signature of entry {seq} (key {kid}) does not verify")
+        try:
+            self.signers.apply(seq, origin, type_, payload or {}, kid)
+        except TrustViolation as e:
+            raise _Failed(seq, e.check, e.message) from None
+        except FormatError as e:
+            raise _Failed(seq, "payload", e.message) from None
+        self.frontier.append(lh)
+        root = self.frontier.root()
+        self._prev_root = b64_encode(root)
+        self.last_kid = kid
+        self.entries_checked += 1
+        size = self.frontier.size
+        while self.next_cp is not None and self.next_cp[0] <= size:
+            cp_size, note = self.next_cp
+            if cp_size < size:
+                raise _Failed(None, "checkpoint", f"stored checkpoint for size {cp_size} is out of order")
+            self._check_checkpoint(note, root, full=cp_size == self.final_size)
+            self.next_cp = next(self.checkpoints, None)
+        if self.pin is not None and self.pin.size == size:
+            self._check_pin(root)
+
+    def _check_checkpoint(self, note: str, root: bytes, *, full: bool) -> None:
+        size = self.frontier.size
+        origin = self.signers.origin or ""
+        body = expected_body(origin, size, root, self.signers.authorised)
+        assert self.last_kid is not None
+        public_key = self.signers.known[self.last_kid]
+        prefix = f"{body}\n\u2014 {origin} "
+        if not note.startswith(prefix):
+            raise _Failed(
+                size - 1, "checkpoint", f"stored checkpoint for size {size} differs from the tree"
+            )
+        try:
+            signed = parse_note(note)
+        except FormatError as e:
+            raise _Failed(size - 1, "checkpoint", f"checkpoint for size {size}: {e.message}") from None
+        if full:
+            ok = signed.verify(origin, public_key)
+        else:
+            ok = signed.has_key(origin, public_key)
+        if not ok:
+            raise _Failed(
+                size - 1,
+                "checkpoint",
+                f"checkpoint for size {size} is not signed by the signer of entry {size - 1}",
+            )
+        self.checkpoints_checked += 1
+
+    def _check_pin(self, root: bytes) -> None:
+        assert self.pin is not None
+        size = self.pin.size
+        if root != self.pin.root:
+            raise _Failed(
+                size - 1,
+                "checkpoint-pin",
+                f"the ledger's tree at size {size} differs from the trusted checkpoint: "
+                "history was rewritten",
+            )
+        pub = self.signers.known[self.last_kid or ""]
+        if not parse_note(self.pin.note).verify(self.signers.origin or "", pub):
+            raise _Failed(
+                size - 1,
+                "checkpoint-pin",
+                f"trusted checkpoint is not signed by the signer of entry {size - 1}",
+            )
+
+    def finish(self) -> None:
+        size = self.frontier.size
+        if self.next_cp is not None:
+            raise _Failed(
+                size,
+                "checkpoint",
+                f"a checkpoint for size {self.next_cp[0]} is stored but the ledger has {size} "
+                "entries: entries were removed",
+            )
+        if size != self.final_size:
+            raise _Failed(
+                size, "seq", f"the ledger claims {self.final_size} entries but holds {size}"
+            )
+        if self.pin is not None and size < self.pin.size:
+            raise _Failed(
+                size,
+                "checkpoint-pin",
+                f"the ledger has {size} entries, fewer than the trusted checkpoint's "
+                f"{self.pin.size}: it was truncated",
+            )
+
+
+def _parse_pin(note: str) -> _Pin:
+    try:
+        signed = parse_note(note)
+        cp = parse_checkpoint(signed.text)
+    except FormatError as e:
+        raise _Failed(None, "checkpoint-pin", f"trusted checkpoint is malformed: {e.message}") from None
+    return _Pin(cp.size, b64_decode(cp.root_hash), note, signers_from_extensions(cp.extensions))
+
+
+def _run(
+    replay: _Replay,
+    source: Source,
+    start: int,
+    jobs: int | None,
+    progress: Progress | None,
+) -> None:
+    todo = replay.final_size - start
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if todo >= PARALLEL_THRESHOLD else 1
+    done = 0
+    for item in _checked(source.iter_entries(start, chunk=CHUNK), lambda: dict(replay.signers.known), jobs):
+        replay.feed(item)
+        done += 1
+        if progress is not None and done % CHUNK == 0:
+            progress(done, todo)
+    replay.finish()
+    if progress is not None:
+        progress(todo, todo)
+
+
+def _report(replay: _Replay, source: str, failure: Failure | None, **extra: Any) -> VerifyReport:
+    return VerifyReport(
+        ok=failure is None,
+        size=replay.frontier.size,
+        root_hash=b64_encode(replay.frontier.root()),
+        origin=replay.signers.origin,
+        source=source,
+        genesis_sha256=replay.genesis_sha256,
+        entries_checked=replay.entries_checked,
+        checkpoints_checked=replay.checkpoints_checked,
+        signers=sorted(replay.signers.authorised),
+        first_failure=failure,
+        **extra,
+    )
+
+
+def _check_genesis_pin(replay: _Replay, genesis_sha256: str | None) -> None:
+    if genesis_sha256 is not None and replay.genesis_sha256 != genesis_sha256.lower():
+        raise _Failed(0, "genesis-pin", "the genesis entry's SHA-256 differs from the pinned one")
+
+
+def _replay_all(
+    source: Source,
+    label: str,
+    final_size: int,
+    *,
+    genesis_sha256: str | None,
+    checkpoint: str | None,
+    jobs: int | None,
+    progress: Progress | None,
+    after: Callable[[_Replay], None] | None = None,
+) -> VerifyReport:
+    replay = _Replay(Frontier(), SignerSet(), iter(()), final_size, None)
+    try:
+        pin = _parse_pin(checkpoint) if checkpoint is not None else None
+        replay = _Replay(Frontier(), SignerSet(), source.iter_checkpoints(0), final_size, pin)
+        if pin is not None and pin.size == 0:
+            raise _Failed(None, "checkpoint-pin", "a trusted checkpoint of size 0 pins nothing")
+        _run(replay, source, 0, jobs, progress)
+        _check_genesis_pin(replay, genesis_sha256)
+        if after is not None:
+            after(replay)
+    except _Failed as f:
+        return _report(replay, label, f.failure)
+    except LedgerError as e:
+        return _report(replay, label, Failure(replay.frontier.size, "storage", e.message))
+    return _report(replay, label, None)
+
+
+def verify_store(
+    store: Any,
+    *,
+    genesis_sha256: str | None = None,
+    checkpoint: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Verify a whole ledger store from its first entry."""
+    size = store.size()
+    if size == 0:
+        return VerifyReport(
+            ok=False, size=0, root_hash=b64_encode(Frontier().root()), origin=None, source=store.url,
+            first_failure=Failure(0, "seq", "the ledger is empty: it has no genesis entry"),
+        )
+
+    def after(replay: _Replay) -> None:
+        _check_stored_tree(store, replay)
+        if replay.pin is not None:
+            proof = consistency_proof(replay.pin.size, size, store.read_nodes)
+            try:
+                verify_consistency(replay.pin.size, size, proof, replay.pin.root, replay.frontier.root())
+            except ProofError as e:
+                raise _Failed(None, "checkpoint-pin", f"consistency proof fails: {e.message}") from None
+
+    return _replay_all(
+        store, store.url, size, genesis_sha256=genesis_sha256, checkpoint=checkpoint,
+        jobs=jobs, progress=progress, after=after,
+    )
+
+
+def _check_stored_tree(store: Any, replay: _Replay) -> None:
+    coords: list[NodeCoord] = frontier_coords(replay.frontier.size)
+    if store.read_nodes(coords) != replay.frontier.hashes:
+        raise _Failed(None, "tree-nodes", "the stored tree nodes differ from the recomputed tree")
+
+
+def verify_bundle(
+    source: Any,
+    *,
+    genesis_sha256: str | None = None,
+    checkpoint: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Verify an export bundle offline (``bundle.BundleSource``)."""
+    return _replay_all(
+        source, str(source.path), source.size, genesis_sha256=genesis_sha256,
+        checkpoint=checkpoint, jobs=jobs, progress=progress,
+    )
+
+
+def verify_from_checkpoint(
+    store: Any,
+    trusted: str,
+    *,
+    genesis_sha256: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Verify only what was appended after a trusted checkpoint, by consistency proof."""
+    size = store.size()
+    replay = _Replay(Frontier(), SignerSet(), iter(()), size, None)
+    try:
+        pin = _parse_pin(trusted)
+        if pin.size < 1:
+            raise _Failed(None, "checkpoint-pin", "a trusted checkpoint of size 0 pins nothing")
+        if size < pin.size:
+            raise _Failed(
+                size, "checkpoint-pin",
+                f"the ledger has {size} entries, fewer than the trusted checkpoint's {pin.size}: "
+                "it was truncated",
+            )
+        frontier = Frontier(pin.size, store.read_nodes(frontier_coords(pin.size)))
+        if frontier.root() != pin.root:
+            raise _Failed(
+                pin.size - 1, "checkpoint-pin",
+                f"the ledger's tree at size {pin.size} differs from the trusted checkpoint: "
+                "history was rewritten",
+            )
+        signers = _signers_at(store, pin, genesis_sha256)
+        replay = _Replay(frontier, signers, store.iter_checkpoints(pin.size + 1), size, None)
+        replay.last_kid = None
+        new_root = Frontier(size, store.read_nodes(frontier_coords(size))).root()
+        proof = consistency_proof(pin.size, size, store.read_nodes)
+        try:
+            verify_consistency(pin.size, size, proof, pin.root, new_root)
+        except ProofError as e:
+            raise _Failed(None, "checkpoint-pin", f"consistency proof fails: {e.message}") from None
+        _run(replay, store, pin.size, jobs, progress)
+        if replay.frontier.root() != new_root:
+            raise _Failed(None, "tree-nodes", "the stored tree nodes differ from the recomputed tree")
+        if replay.entries_checked == 0:
+            latest = store.latest_checkpoint()
+            if latest is None or latest[0] != size:
+                raise _Failed(size, "checkpoint", "the newest checkpoint is not for the ledger's size")
+    except _Failed as f:
+        return _report(replay, store.url, f.failure, verified_from=None)
+    except LedgerError as e:
+        return _report(replay, store.url, Failure(None, "storage", e.message))
+    return _report(replay, store.url, None, verified_from=pin.size)
+
+
+def _proved_entry(store: Any, seq: int, pin: _Pin) -> bytes:
+    """Entry ``seq`` (< pin.size), proved by an inclusion proof against the trusted root."""
+    raw = next(iter(store.iter_entries(seq, seq + 1)), (None, b""))[1]
+    lh = hashlib.sha256(b"\x00" + raw).digest()
+    try:
+        verify_inclusion(lh, seq, pin.size, inclusion_proof(seq, pin.size, store.read_nodes), pin.root)
+    except ProofError:
+        raise _Failed(seq, "checkpoint-pin", f"entry {seq} is not the one the trusted checkpoint covers") from None
+    return raw
+
+
+def _signers_at(store: Any, pin: _Pin, genesis_sha256: str | None) -> SignerSet:
+    """The signer set at the trusted checkpoint, from proved signer events and the pin itself."""
+    signers = SignerSet(size=pin.size)
+    rows: Iterable[tuple[int, bytes]] = store.entries_of_types(SIGNER_EVENT_TYPES, end=pin.size)
+    for seq, _ in rows:
+        raw = _proved_entry(store, seq, pin)
+        try:
+            entry = decode_entry(raw)
+        except FormatError as e:
+            raise _Failed(seq, "entry-format", e.message) from None
+        env = entry.envelope
+        if seq == 0:
+            signers.origin = env.origin
+            if genesis_sha256 is not None and hashlib.sha256(raw).hexdigest() != genesis_sha256.lower():
+                raise _Failed(0, "genesis-pin", "the genesis entry's SHA-256 differs from the pinned one")
+        jwk = env.payload.get("signer") if env.type == "ledger.genesis" else env.payload.get("jwk")
+        if jwk is not None:
+            signers.known[thumbprint(jwk)] = public_key_bytes(jwk)
+    if signers.origin is None:
+        raise _Failed(0, "trust", "the ledger has no genesis entry")
+    if pin.signers is None:
+        raise _Failed(None, "checkpoint-pin", "trusted checkpoint has no signers extension line")
+    for kid in pin.signers:
+        if kid not in signers.known:
+            raise _Failed(None, "checkpoint-pin", f"trusted checkpoint names unknown signer {kid}")
+        signers.authorised[kid] = signers.known[kid]
+    last = decode_entry(_proved_entry(store, pin.size - 1, pin))
+    public_key = signers.known.get(last.kid)
+    if public_key is None or not parse_note(pin.note).verify(signers.origin, public_key):
+        raise _Failed(
+            pin.size - 1, "checkpoint-pin",
+            f"trusted checkpoint is not signed by the signer of entry {pin.size - 1}",
+        )
+    return signers
