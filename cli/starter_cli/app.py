@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         import traceback
 
-        print("error: internal error (a bug): " + traceback.format_exc(limit=1).splitlines()[-1],
-              file=sys.stderr)
+        print(
+            "error: internal error (a bug): " + traceback.format_exc(limit=1).splitlines()[-1],
+            file=sys.stderr,
+        )
         print("hint: re-run with --debug and report the traceback", file=sys.stderr)
         sys.exit(70)
     sys.exit(code if isinstance(code, int) else 0)

@@ -31,11 +31,13 @@ if TYPE_CHECKING:
     from starter_ledger.keys import Signer
     from starter_ledger.ledger import Ledger
 
-app = typer.Typer(help="Create, append to, read, prove and verify the signed ledger.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Create, append to, read, prove and verify the signed ledger.", no_args_is_help=True
+)
 proof_app = typer.Typer(help="Print RFC 9162 Merkle proofs from the ledger.", no_args_is_help=True)
-signer_app = typer.Typer(help="List, add and revoke authorised ledger signers.",
-                         no_args_is_help=True)
+signer_app = typer.Typer(
+    help="List, add and revoke authorised ledger signers.", no_args_is_help=True
+)
 app.add_typer(proof_app, name="proof")
 app.add_typer(signer_app, name="signer")
 
@@ -60,8 +62,12 @@ def _b64(data: bytes) -> str:
 
 @app.command()
 def init(
-    origin: str = typer.Option(..., "--origin", help="The ledger's origin, e.g. example.com/ledger "
-                               "(no spaces or '+'; it names the ledger in every checkpoint)."),
+    origin: str = typer.Option(
+        ...,
+        "--origin",
+        help="The ledger's origin, e.g. example.com/ledger "
+        "(no spaces or '+'; it names the ledger in every checkpoint).",
+    ),
     ledger: str = LEDGER_OPTION,
     key: str | None = KEY_OPTION,
     actor: str | None = ACTOR_OPTION,
@@ -95,9 +101,18 @@ def init(
 
     genesis = hashlib.sha256(result.entries[0]).hexdigest()
     if json_out:
-        print_json({"origin": origin, "ledger": ledger, "key": store.url, "key_created": created,
-                    "kid": signer.kid, "genesis_sha256": genesis, "size": result.size,
-                    "checkpoint": result.checkpoint})
+        print_json(
+            {
+                "origin": origin,
+                "ledger": ledger,
+                "key": store.url,
+                "key_created": created,
+                "kid": signer.kid,
+                "genesis_sha256": genesis,
+                "size": result.size,
+                "checkpoint": result.checkpoint,
+            }
+        )
         return
     typer.echo(f"created ledger {ledger} (origin {origin})")
     typer.echo(f"signer key {signer.kid} {'created' if created else 'reused'} at {store.url}")
@@ -107,16 +122,21 @@ def init(
 @app.command()
 def append(
     type_: str = typer.Option(..., "--type", "-t", help="Event type, e.g. note.recorded."),
-    payload: str = typer.Option(..., "--payload", "-p",
-                                help="JSON object payload: a file path, or - for stdin."),
-    schema_version: int | None = typer.Option(None, "--schema-version", min=1,
-                                              help="Payload schema version (default: newest)."),
+    payload: str = typer.Option(
+        ..., "--payload", "-p", help="JSON object payload: a file path, or - for stdin."
+    ),
+    schema_version: int | None = typer.Option(
+        None, "--schema-version", min=1, help="Payload schema version (default: newest)."
+    ),
     ledger: str = LEDGER_OPTION,
     key: str | None = KEY_OPTION,
     actor: str | None = ACTOR_OPTION,
-    max_payload: int | None = typer.Option(None, "--max-payload-bytes", min=1,
-                                           help="Payload size limit (default 1 MiB, env "
-                                           "STARTER_MAX_PAYLOAD_BYTES)."),
+    max_payload: int | None = typer.Option(
+        None,
+        "--max-payload-bytes",
+        min=1,
+        help="Payload size limit (default 1 MiB, env STARTER_MAX_PAYLOAD_BYTES).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Append one signed event; retries automatically if another process appends meanwhile."""
@@ -131,16 +151,25 @@ def append(
             with open(payload, "rb") as f:
                 data = f.read(limit + 1)
         except OSError as e:
-            raise InputRejectedError(f"cannot read payload file {payload}: {e.strerror}",
-                                     hint="pass a readable JSON file, or - for stdin") from None
+            raise InputRejectedError(
+                f"cannot read payload file {payload}: {e.strerror}",
+                hint="pass a readable JSON file, or - for stdin",
+            ) from None
     body = parse_payload_json(data, limit)
     with _open(ledger, max_payload=limit) as led:
         signer = _signer(key, ledger)
-        result = led.append(type_, body, signer, resolve_actor(actor),
-                            schema_version=schema_version)
+        result = led.append(
+            type_, body, signer, resolve_actor(actor), schema_version=schema_version
+        )
     if json_out:
-        print_json({"seq": result.first_seq, "size": result.size, "root_hash": _b64(result.root),
-                    "checkpoint": result.checkpoint})
+        print_json(
+            {
+                "seq": result.first_seq,
+                "size": result.size,
+                "root_hash": _b64(result.root),
+                "checkpoint": result.checkpoint,
+            }
+        )
         return
     typer.echo(f"appended {type_} as entry {result.first_seq}; ledger size {result.size}")
 
@@ -150,8 +179,13 @@ def _entry_json(seq: int, raw: bytes) -> dict[str, Any]:
     from starter_ledger.merkle import leaf_hash
 
     entry = decode_entry(raw)
-    return {"seq": seq, "kid": entry.kid, "leaf_hash": _b64(leaf_hash(raw)),
-            "envelope": entry.envelope.model_dump(mode="json"), "entry": raw.decode("ascii")}
+    return {
+        "seq": seq,
+        "kid": entry.kid,
+        "leaf_hash": _b64(leaf_hash(raw)),
+        "envelope": entry.envelope.model_dump(mode="json"),
+        "entry": raw.decode("ascii"),
+    }
 
 
 @app.command()
@@ -180,26 +214,39 @@ def show(
             import json
 
             text = json.dumps(env.payload, sort_keys=True)
-            table.add_row(str(seq), env.occurred_at, env.type, env.actor, e.kid[:12] + "…",
-                          text if len(text) <= 60 else text[:59] + "…")
+            table.add_row(
+                str(seq),
+                env.occurred_at,
+                env.type,
+                env.actor,
+                e.kid[:12] + "…",
+                text if len(text) <= 60 else text[:59] + "…",
+            )
         Console().print(table)
 
 
 @app.command()
 def verify(
     ledger: str = LEDGER_OPTION,
-    genesis: str | None = typer.Option(None, "--genesis",
-                                       help="Pin: the SHA-256 (hex) of the genesis entry."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint",
-                                           help="Pin: a checkpoint saved earlier; the ledger must "
-                                           "extend it (consistency proof)."),
-    bundle: Path | None = typer.Option(None, "--bundle",
-                                       help="Verify an export bundle offline (no database)."),
-    from_checkpoint: Path | None = typer.Option(None, "--from-checkpoint",
-                                                help="Verify only what was appended since this "
-                                                "trusted checkpoint."),
-    jobs: int | None = typer.Option(None, "--jobs", min=1,
-                                    help="Worker processes (default: all cores on large ledgers)."),
+    genesis: str | None = typer.Option(
+        None, "--genesis", help="Pin: the SHA-256 (hex) of the genesis entry."
+    ),
+    checkpoint: Path | None = typer.Option(
+        None,
+        "--checkpoint",
+        help="Pin: a checkpoint saved earlier; the ledger must extend it (consistency proof).",
+    ),
+    bundle: Path | None = typer.Option(
+        None, "--bundle", help="Verify an export bundle offline (no database)."
+    ),
+    from_checkpoint: Path | None = typer.Option(
+        None,
+        "--from-checkpoint",
+        help="Verify only what was appended since this trusted checkpoint.",
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", min=1, help="Worker processes (default: all cores on large ledgers)."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Prove history was never rewritten: signatures, authorisation, tree, checkpoints, pins.
@@ -220,30 +267,45 @@ def verify(
         if bundle is not None:
             from starter_ledger.bundle import BundleSource
 
-            report = verify_bundle(BundleSource(bundle), genesis_sha256=genesis, checkpoint=pin,
-                                   jobs=jobs, progress=progress)
+            report = verify_bundle(
+                BundleSource(bundle),
+                genesis_sha256=genesis,
+                checkpoint=pin,
+                jobs=jobs,
+                progress=progress,
+            )
         else:
             with _open(ledger) as led:
                 if from_checkpoint is not None:
                     trusted = read_text_file(from_checkpoint, "checkpoint file")
-                    report = verify_from_checkpoint(led.store, trusted, genesis_sha256=genesis,
-                                                    jobs=jobs, progress=progress)
+                    report = verify_from_checkpoint(
+                        led.store, trusted, genesis_sha256=genesis, jobs=jobs, progress=progress
+                    )
                 else:
-                    report = verify_store(led.store, genesis_sha256=genesis, checkpoint=pin,
-                                          jobs=jobs, progress=progress)
+                    report = verify_store(
+                        led.store,
+                        genesis_sha256=genesis,
+                        checkpoint=pin,
+                        jobs=jobs,
+                        progress=progress,
+                    )
     if json_out:
         print_json(report.to_dict())
+    elif report.ok:
+        what = (
+            f"{report.entries_checked} new entries since size {report.verified_from}"
+            if report.verified_from is not None
+            else f"{report.entries_checked} entries"
+        )
+        typer.echo(
+            f"verified {report.source}: {what}, {report.checkpoints_checked} "
+            f"checkpoints; size {report.size}, root {report.root_hash}"
+        )
     else:
-        if report.ok:
-            what = (f"{report.entries_checked} new entries since size {report.verified_from}"
-                    if report.verified_from is not None else f"{report.entries_checked} entries")
-            typer.echo(f"verified {report.source}: {what}, {report.checkpoints_checked} "
-                       f"checkpoints; size {report.size}, root {report.root_hash}")
-        else:
-            f = report.first_failure
-            assert f is not None
-            where = f"entry {f.seq}" if f.seq is not None else "ledger"
-            typer.echo(f"FAILED {report.source}: {where}: {f.check}: {f.message}", err=True)
+        f = report.first_failure
+        where = f"entry {f.seq}" if f and f.seq is not None else "ledger"
+        check, message = (f.check, f.message) if f else ("unknown", "verification failed")
+        typer.echo(f"FAILED {report.source}: {where}: {check}: {message}", err=True)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -262,8 +324,7 @@ def checkpoint_cmd(
         write_atomically(out, note.encode())
     if json_out:
         cp = parse_checkpoint(parse_note(note).text)
-        print_json({"origin": cp.origin, "size": cp.size, "root_hash": cp.root_hash,
-                    "note": note})
+        print_json({"origin": cp.origin, "size": cp.size, "root_hash": cp.root_hash, "note": note})
         return
     sys.stdout.write(note)
 
@@ -287,16 +348,22 @@ def proof_inclusion(
         root = led.root(n)
         leaf = led.leaf_hash(index)
     verify_inclusion(leaf, index, n, proof, root)
-    doc = {"leaf_index": index, "tree_size": n, "leaf_hash": _b64(leaf), "root_hash": _b64(root),
-           "proof": [_b64(h) for h in proof]}
+    doc = {
+        "leaf_index": index,
+        "tree_size": n,
+        "leaf_hash": _b64(leaf),
+        "root_hash": _b64(root),
+        "proof": [_b64(h) for h in proof],
+    }
     _print_proof(doc, json_out)
 
 
 @proof_app.command("consistency")
 def proof_consistency(
     old: int = typer.Option(..., "--old", min=1, help="Size of the older tree."),
-    new: int | None = typer.Option(None, "--new", min=1, help="Size of the newer tree "
-                                   "(default: current)."),
+    new: int | None = typer.Option(
+        None, "--new", min=1, help="Size of the newer tree (default: current)."
+    ),
     ledger: str = LEDGER_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -311,8 +378,13 @@ def proof_consistency(
         proof = led.consistency_proof(old, n)
         root1, root2 = led.root(old), led.root(n)
     verify_consistency(old, n, proof, root1, root2)
-    doc = {"size1": old, "size2": n, "root1": _b64(root1), "root2": _b64(root2),
-           "proof": [_b64(h) for h in proof]}
+    doc = {
+        "size1": old,
+        "size2": n,
+        "root1": _b64(root1),
+        "root2": _b64(root2),
+        "proof": [_b64(h) for h in proof],
+    }
     _print_proof(doc, json_out)
 
 
@@ -362,8 +434,11 @@ def signer_list(ledger: str = LEDGER_OPTION, json_out: bool = JSON_OPTION) -> No
 
 @signer_app.command("add")
 def signer_add(
-    new_key: str = typer.Option(..., "--new-key", help="Key store URL of the new signer "
-                                "(file://PATH); created if it does not exist."),
+    new_key: str = typer.Option(
+        ...,
+        "--new-key",
+        help="Key store URL of the new signer (file://PATH); created if it does not exist.",
+    ),
     note: str = typer.Option("", "--note", help="Why this signer is added."),
     ledger: str = LEDGER_OPTION,
     key: str | None = KEY_OPTION,
@@ -379,12 +454,16 @@ def signer_add(
         store = open_keystore(new_key)
         created = not store.exists()
         new = store.create() if created else store.load()
-        payload = {"jwk": new.public_jwk, "note": note,
-                   "proof_of_possession": make_proof_of_possession(led.origin(), new)}
+        payload = {
+            "jwk": new.public_jwk,
+            "note": note,
+            "proof_of_possession": make_proof_of_possession(led.origin(), new),
+        }
         result = led.append("signer.added", payload, signer, resolve_actor(actor))
     if json_out:
-        print_json({"seq": result.first_seq, "kid": new.kid, "key": store.url,
-                    "key_created": created})
+        print_json(
+            {"seq": result.first_seq, "kid": new.kid, "key": store.url, "key_created": created}
+        )
         return
     typer.echo(f"authorised signer {new.kid} in entry {result.first_seq}")
 
@@ -400,8 +479,12 @@ def signer_revoke(
 ) -> None:
     """Revoke an authorised signer (signer.revoked); the last one cannot be revoked."""
     with _open(ledger) as led:
-        result = led.append("signer.revoked", {"kid": kid, "reason": reason},
-                            _signer(key, ledger), resolve_actor(actor))
+        result = led.append(
+            "signer.revoked",
+            {"kid": kid, "reason": reason},
+            _signer(key, ledger),
+            resolve_actor(actor),
+        )
     if json_out:
         print_json({"seq": result.first_seq, "kid": kid})
         return

@@ -1,8 +1,8 @@
 """The base error of every Starter package.
 
 For: one catchable type with a message that says what happened, where, and what to do next, and the
-process exit code the CLI uses for it. Not for: expected outcomes such as a failed verification, which
-are values in a report.
+process exit code the CLI uses for it. Not for: expected outcomes such as a failed verification,
+which are values in a report.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Public JSON Web Key models (RFC 7517, RFC 8037).
 
-For: validating the public half of a signer's key as it is written into the ledger. The model refuses
-any member it does not know, so a private member (``d``) can never be accepted into an event.
-Not for: key generation, thumbprints or signatures (see ``starter_ledger``).
+For: validating the public half of a signer's key as it is written into the ledger. The model
+refuses any member it does not know, so a private member (``d``) can never be accepted into an
+event. Not for: key generation, thumbprints or signatures (see ``starter_ledger``).
 """
 
 from __future__ import annotations

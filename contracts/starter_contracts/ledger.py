@@ -1,7 +1,7 @@
 """The ledger's wire models: the signed entry envelope and the checkpoint.
 
-For: the exact shape of what is signed (``Envelope``, serialised with RFC 8785 before signing) and of
-a parsed C2SP tlog-checkpoint (``Checkpoint``). ``docs/ledger-format.md`` is the normative text.
+For: the exact shape of what is signed (``Envelope``, serialised with RFC 8785 before signing) and
+of a parsed C2SP tlog-checkpoint (``Checkpoint``). ``docs/ledger-format.md`` is the normative text.
 Not for: serialisation or verification (see ``starter_ledger``).
 """
 

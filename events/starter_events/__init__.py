@@ -2,8 +2,8 @@
 
 For: knowing which event types exist, validating a payload against its type's model, and naming the
 known types when an unknown one is asked for. Adding a type is one small module that calls
-``register``. Not for: signing, storage or trust rules (see ``starter_ledger``); this package is pure
-and does no I/O.
+``register``. Not for: signing, storage or trust rules (see ``starter_ledger``); this package is
+pure and does no I/O.
 """
 
 from starter_events import genesis, notes, signers

@@ -6,6 +6,7 @@ models themselves, which live one module per family.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ class EventType:
 
     type: str
     schema_version: int
-    model: type[BaseModel]
+    model: builtins.type[BaseModel]
     summary: str
 
 
@@ -53,9 +54,7 @@ def known_types() -> Mapping[str, tuple[int, ...]]:
 
 
 def _known_list() -> str:
-    return ", ".join(
-        f"{t} (v{'/v'.join(map(str, vs))})" for t, vs in known_types().items()
-    )
+    return ", ".join(f"{t} (v{'/v'.join(map(str, vs))})" for t, vs in known_types().items())
 
 
 def latest_version(type_: str) -> int:
@@ -88,7 +87,7 @@ def validate_payload(type_: str, schema_version: int, payload: Any) -> BaseModel
     """Validate ``payload`` (parsed JSON) against its type's model and return the model."""
     event_type = lookup(type_, schema_version)
     try:
-        return event_type.model.model_validate(payload, strict=True)
+        model: BaseModel = event_type.model.model_validate(payload, strict=True)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(map(str, err['loc'])) or '<payload>'}: {err['msg']}"
@@ -99,3 +98,4 @@ def validate_payload(type_: str, schema_version: int, payload: Any) -> BaseModel
             hint=f"fix the payload to match the {type_} v{schema_version} schema "
             "(docs/ledger-format.md, event catalog)",
         ) from None
+    return model

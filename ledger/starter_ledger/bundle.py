@@ -1,10 +1,10 @@
 """Export bundles: a whole ledger in one JSON Lines file, verifiable offline.
 
 For: ``export_bundle`` (written to a temporary file, fsynced, then renamed: never half-written) and
-``BundleSource`` (streams a bundle back for ``verify``). Line 1 is a header object; then one object per
-entry ``{"seq": N, "entry": "<JWS>"}`` in order, each stored checkpoint ``{"checkpoint": "<note>"}``
-right after the entry that completes its tree size. ``docs/ledger-format.md`` is the normative text.
-Not for: importing a bundle into a new database.
+``BundleSource`` (streams a bundle back for ``verify``). Line 1 is a header object; then one object
+per entry ``{"seq": N, "entry": "<JWS>"}`` in order, each stored checkpoint ``{"checkpoint":
+"<note>"}`` right after the entry that completes its tree size. ``docs/ledger-format.md`` is the
+normative text. Not for: importing a bundle into a new database.
 """
 
 from __future__ import annotations
@@ -36,7 +36,12 @@ def export_bundle(
     pending = next(checkpoints, None)
     try:
         with tmp.open("w", encoding="utf-8") as f:
-            header = {"format": BUNDLE_FORMAT, "origin": origin, "size": size, "version": BUNDLE_VERSION}
+            header = {
+                "format": BUNDLE_FORMAT,
+                "origin": origin,
+                "size": size,
+                "version": BUNDLE_VERSION,
+            }
             f.write(json.dumps(header, sort_keys=True) + "\n")
             for seq, raw in store.iter_entries(0, size):
                 f.write(f'{{"entry":"{raw.decode("ascii")}","seq":{seq}}}\n')
@@ -69,7 +74,8 @@ class BundleSource:
                 first = f.readline()
         except FileNotFoundError:
             raise InputRejectedError(
-                f"no bundle at {path}", hint="create one with 'starter-cli ledger export --out FILE'"
+                f"no bundle at {path}",
+                hint="create one with 'starter-cli ledger export --out FILE'",
             ) from None
         except (OSError, UnicodeDecodeError) as e:
             raise InputRejectedError(f"cannot read bundle {path}: {e}") from None

@@ -1,10 +1,10 @@
 """The ledger's checkpoints: a C2SP tlog-checkpoint with one extension line, as a signed note.
 
-For: ``make_checkpoint`` and ``expected_body``. The body is ``origin``, ``size``, base64 ``root`` and
-one extension line ``starter-ledger-signers <kid> ...`` listing the signers authorised after the
-last entry, sorted, so that a verifier that starts from a trusted checkpoint knows who may sign the
-next entry. The note is signed (key name = origin) by the signer of entry ``size - 1``.
-Not for: parsing (``note.parse_checkpoint``) or verification (``verify``).
+For: ``make_checkpoint`` and ``expected_body``. The body is ``origin``, ``size``, base64 ``root``
+and one extension line ``starter-ledger-signers <kid> ...`` listing the signers authorised after
+the last entry, sorted, so that a verifier that starts from a trusted checkpoint knows who may sign
+the next entry. The note is signed (key name = origin) by the signer of entry ``size - 1``. Not
+for: parsing (``note.parse_checkpoint``) or verification (``verify``).
 """
 
 from __future__ import annotations

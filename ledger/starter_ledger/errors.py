@@ -1,7 +1,7 @@
 """Errors of the ledger, its storage and its key stores, each with a CLI exit code.
 
-For: failures that stop a command (bad input, a missing ledger, a conflict, an unusable key). A failed
-verification is not an error: it is a ``VerifyReport`` with ``ok = False`` (exit code 1).
+For: failures that stop a command (bad input, a missing ledger, a conflict, an unusable key). A
+failed verification is not an error: it is a ``VerifyReport`` with ``ok = False`` (exit code 1).
 Not for: third-party exceptions, which storage and key-store backends translate into these.
 
 Exit codes: 0 ok, 1 verification failed, 2 usage, 3 input rejected, 4 not authorised,

@@ -330,18 +330,18 @@ def parse_payload_json(data: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) 
     if len(data) > max_bytes:
         raise InputRejectedError(
             f"payload is {len(data)} bytes, over the limit of {max_bytes}",
-            hint="shrink it, or raise the limit with --max-payload-bytes / STARTER_MAX_PAYLOAD_BYTES",
+            hint="shrink it, or raise the limit with --max-payload-bytes / "
+            "STARTER_MAX_PAYLOAD_BYTES",
         )
     try:
         value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputRejectedError(
-            f"payload is not valid JSON: {e}", hint="pass a JSON object, e.g. '{\"text\": \"hi\"}'"
+            f"payload is not valid JSON: {e}", hint='pass a JSON object, e.g. \'{"text": "hi"}\''
         ) from None
     if not isinstance(value, dict):
         raise InputRejectedError(
             f"payload must be a JSON object, not {type(value).__name__}",
-            hint="wrap it in an object, e.g. '{\"text\": \"hi\"}'",
+            hint='wrap it in an object, e.g. \'{"text": "hi"}\'',
         )
     return value
-

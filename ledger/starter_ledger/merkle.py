@@ -80,7 +80,10 @@ class Frontier:
         return Frontier(self.size, self.hashes)
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        """Add a leaf hash; return every perfect subtree completed, leaf first, as (level, index, hash)."""
+        """Add a leaf hash; return the perfect subtrees it completes as (level, index, hash).
+
+        The leaf itself comes first, then each parent it completes, bottom up.
+        """
         index = self.size
         created = [(0, index, leaf)]
         h = leaf

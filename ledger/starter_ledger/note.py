@@ -1,9 +1,10 @@
 """C2SP signed notes with Ed25519 signatures, and C2SP tlog-checkpoints carried in them.
 
-For: producing and parsing a checkpoint (``origin``, ``size``, base64 root, one per line) signed as a
-signed note: the text, a blank line, then ``— <name> <base64(key ID || signature)>`` lines, where the
-key ID is the first 4 bytes of SHA-256(name || 0x0A || 0x01 || public key). Not for: choosing which
-key must have signed a checkpoint (that is the ledger's trust model, see ``starter_ledger.verify``).
+For: producing and parsing a checkpoint (``origin``, ``size``, base64 root, one per line) signed as
+a signed note: the text, a blank line, then ``— <name> <base64(key ID || signature)>`` lines, where
+the key ID is the first 4 bytes of SHA-256(name || 0x0A || 0x01 || public key). Not for: choosing
+which key must have signed a checkpoint (that is the ledger's trust model, see
+``starter_ledger.verify``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def verifier_key(name: str, public_key: bytes) -> str:
     """The signed-note verifier key string ``<name>+<hex key ID>+<base64(0x01 || key)>``."""
-    return f"{name}+{key_id(name, public_key).hex()}+{b64_encode(bytes([ED25519_ALG]) + public_key)}"
+    return (
+        f"{name}+{key_id(name, public_key).hex()}+{b64_encode(bytes([ED25519_ALG]) + public_key)}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +129,10 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(lines) < 4 or lines[-1] != "":
         raise FormatError("a checkpoint has an origin, a size and a root hash line")
     origin, size_line, root_line, *extensions = lines[:-1]
-    if not size_line.isascii() or not size_line.isdigit() or (
-        len(size_line) > 1 and size_line.startswith("0")
+    if (
+        not size_line.isascii()
+        or not size_line.isdigit()
+        or (len(size_line) > 1 and size_line.startswith("0"))
     ):
         raise FormatError(f"checkpoint size {size_line!r} is not a decimal without leading zeros")
     if any(not line for line in extensions):

@@ -98,9 +98,7 @@ class SignerSet:
             raise TrustViolation("origin", "genesis payload origin differs from its envelope's")
         jwk = payload["signer"]
         if thumbprint(jwk) != kid:
-            raise TrustViolation(
-                "authorisation", "genesis is not signed by the signer it names"
-            )
+            raise TrustViolation("authorisation", "genesis is not signed by the signer it names")
         self.origin = origin
         self.authorised[kid] = self.known[kid] = public_key_bytes(jwk)
 
@@ -132,4 +130,3 @@ class SignerSet:
         if len(self.authorised) == 1:
             raise TrustViolation("trust", f"entry {seq} revokes the last authorised signer")
         del self.authorised[kid]
-

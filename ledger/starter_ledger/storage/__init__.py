@@ -60,7 +60,8 @@ def open_store(url: str, *, create: bool = False) -> LedgerStore:
     if factory is None:
         raise LedgerUnavailableError(
             f"unknown ledger URL scheme {scheme!r} in {url!r}",
-            hint="known: " + ", ".join(f"{s}://" for s in known_schemes())
+            hint="known: "
+            + ", ".join(f"{s}://" for s in known_schemes())
             + " (e.g. sqlite:///.ledger/ledger.db)",
         )
     return factory(url, create)

@@ -35,7 +35,7 @@ class NodeRow(SQLModel, table=True):
     """Hash of the perfect subtree over leaves [idx * 2**level, (idx + 1) * 2**level)."""
 
     __tablename__ = "ledger_nodes"
-    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's own attribute
+    __table_args__ = {"sqlite_with_rowid": False}
 
     level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})

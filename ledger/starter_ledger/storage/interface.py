@@ -1,9 +1,9 @@
 """The ledger-storage family: an append-only store of entries, tree nodes and checkpoints.
 
-For: the ``LedgerStore`` protocol that every backend (memory, SQLite, PostgreSQL) implements, and the
-``AppendBatch`` value an append writes in one transaction. A store keeps bytes verbatim and knows
-nothing of signatures; the ledger (``starter_ledger.ledger``) decides what is appended. There is no
-update or delete operation. Not for: verification, which reads a store but never trusts it.
+For: the ``LedgerStore`` protocol that every backend (memory, SQLite, PostgreSQL) implements, and
+the ``AppendBatch`` value an append writes in one transaction. A store keeps bytes verbatim and
+knows nothing of signatures; the ledger (``starter_ledger.ledger``) decides what is appended. There
+is no update or delete operation. Not for: verification, which reads a store but never trusts it.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ class LedgerStore(Protocol):
         """(seq, entry bytes) in order from ``start`` up to ``end`` (exclusive), streamed."""
         ...
 
-    def entries_of_types(self, types: Sequence[str], end: int | None = None) -> list[tuple[int, bytes]]:
+    def entries_of_types(
+        self, types: Sequence[str], end: int | None = None
+    ) -> list[tuple[int, bytes]]:
         """(seq, entry bytes) of every entry whose type is in ``types``, below ``end``, in order."""
         ...
 

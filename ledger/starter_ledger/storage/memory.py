@@ -1,7 +1,8 @@
 """``memory://`` ledger storage: lists in this process, gone when it ends.
 
 For: tests and tools that need a ledger without a file. It enforces the same rules as the durable
-stores (append-only, expected size, atomic batches). Not for: anything that must survive the process.
+stores (append-only, expected size, atomic batches). Not for: anything that must survive the
+process.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ class MemoryStore:
         try:
             return [self._nodes[c] for c in coords]
         except KeyError as e:
-            raise LedgerUnavailableError(f"tree node {e.args[0]} is missing from {self.url}") from None
+            raise LedgerUnavailableError(
+                f"tree node {e.args[0]} is missing from {self.url}"
+            ) from None
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         if not self._checkpoints:

@@ -2,14 +2,15 @@
 
 For: the embedded default. Each append is one ``BEGIN IMMEDIATE`` transaction that checks the
 expected size (optimistic concurrency), inserts the entries, the tree nodes and the checkpoint, and
-commits durably (WAL + ``synchronous=FULL``: the commit is on disk when ``append`` returns). Triggers
-reject UPDATE and DELETE. A busy database is waited for up to the busy timeout, then reported as a
-conflict the caller may retry. SQLAlchemy and sqlite3 exceptions never escape this module.
-Not for: many machines sharing one ledger (use PostgreSQL).
+commits durably (WAL + ``synchronous=FULL``: the commit is on disk when ``append`` returns).
+Triggers reject UPDATE and DELETE. A busy database is waited for up to the busy timeout, then
+reported as a conflict the caller may retry. SQLAlchemy and sqlite3 exceptions never escape this
+module. Not for: many machines sharing one ledger (use PostgreSQL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -42,7 +43,9 @@ def _path_of(url: str) -> Path:
 class SQLiteStore:
     """A ledger in one SQLite file."""
 
-    def __init__(self, url: str, *, create: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self, url: str, *, create: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self._url = url
         self.path = _path_of(url)
         if not create and not self.path.exists():
@@ -172,17 +175,17 @@ class SQLiteStore:
             )
             raw.execute("COMMIT")
         except BaseException as e:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 raw.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             if isinstance(e, sqlite3.IntegrityError):
                 raise ConflictError(
                     f"another appender wrote position {batch.expected_size} first: {e}",
                     hint="re-read the ledger and append again",
                 ) from None
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise ConflictError(f"ledger {self.path} is locked: {e}", hint="try again") from None
+                raise ConflictError(
+                    f"ledger {self.path} is locked: {e}", hint="try again"
+                ) from None
             if isinstance(e, sqlite3.Error):
                 raise self._unavailable(e) from None
             raise
@@ -262,7 +265,8 @@ class SQLiteStore:
         try:
             while True:
                 rows = self._raw.execute(
-                    "SELECT size, note FROM ledger_checkpoints WHERE size >= ? ORDER BY size LIMIT 4096",
+                    "SELECT size, note FROM ledger_checkpoints WHERE size >= ? "
+                    "ORDER BY size LIMIT 4096",
                     (pos,),
                 ).fetchall()
                 if not rows:

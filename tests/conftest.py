@@ -1,0 +1,96 @@
+"""Shared fixtures: deterministic keys and clocks, ledgers on every backend, a CLI runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from starter_ledger import Ed25519Signer, Ledger
+from starter_ledger.clock import FixedClock
+from starter_ledger.keystore import FileKeyStore
+from starter_ledger.storage import MemoryStore
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Conformance vectors live beside the project (../shared/vectors); they must be there.
+VECTORS = ROOT.parent / "shared" / "vectors"
+DATA = Path(__file__).resolve().parent / "data"
+ORIGIN = "example.com/test-ledger"
+CLI = [sys.executable, "-m", "starter_cli"]
+
+
+def make_signer(name: str) -> Ed25519Signer:
+    """A deterministic Ed25519 key derived from ``name``."""
+    return Ed25519Signer(hashlib.sha256(name.encode()).digest())
+
+
+@pytest.fixture
+def signer() -> Ed25519Signer:
+    return make_signer("genesis")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path, signer: Ed25519Signer, clock: FixedClock
+) -> Iterator[Ledger]:
+    """An initialised ledger (genesis only) on each backend."""
+    if request.param == "memory":
+        led = Ledger(MemoryStore(), clock=clock)
+    else:
+        led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", create=True, clock=clock)
+    led.init(ORIGIN, signer, "tester")
+    yield led
+    led.close()
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for CLI runs: a ledger and key under tmp_path, no inherited STARTER_ vars."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARTER_")}
+    env["STARTER_LEDGER_URL"] = f"sqlite:///{tmp_path / 'ledger' / 'ledger.db'}"
+    env["STARTER_ACTOR"] = "tester"
+    return env
+
+
+@pytest.fixture
+def run_cli(cli_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``starter-cli`` in a subprocess: run_cli("ledger", "verify", input=b"...")."""
+
+    def run(*args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> CliResult:
+        proc = subprocess.run(
+            [*CLI, *args],
+            input=input,
+            capture_output=True,
+            env=env or cli_env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        return CliResult(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+    return run
+
+
+def keyfile(tmp_path: Path, name: str) -> str:
+    """Store a deterministic key in a 0600 file and return its file:// URL."""
+    path = tmp_path / "keys" / f"{name}.pem"
+    FileKeyStore(path).store(make_signer(name))
+    return f"file://{path}"
