@@ -202,27 +202,22 @@ def show(
         if json_out:
             print_json([_entry_json(seq, raw) for seq, raw in rows])
             return
-        from rich.console import Console
-        from rich.table import Table
+        import json
 
         from starter_ledger.entry import decode_entry
 
-        table = Table("seq", "occurred_at", "type", "actor", "kid", "payload", box=None)
+        typer.echo(
+            f"{'seq':>6}  {'occurred_at':<24}  {'type':<18}  {'actor':<16}  kid       payload"
+        )
         for seq, raw in rows:
             e = decode_entry(raw)
             env = e.envelope
-            import json
-
-            text = json.dumps(env.payload, sort_keys=True)
-            table.add_row(
-                str(seq),
-                env.occurred_at,
-                env.type,
-                env.actor,
-                e.kid[:12] + "…",
-                text if len(text) <= 60 else text[:59] + "…",
+            text = json.dumps(env.payload, sort_keys=True, ensure_ascii=False)
+            text = text if len(text) <= 60 else text[:59] + "…"
+            typer.echo(
+                f"{seq:>6}  {env.occurred_at:<24}  {env.type:<18}  {env.actor[:16]:<16}  "
+                f"{e.kid[:8]}  {text}"
             )
-        Console().print(table)
 
 
 @app.command()
