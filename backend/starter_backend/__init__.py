@@ -1,7 +1,8 @@
-"""The Starter HTTP service: JWKS and ledger proofs served from ledger state.
+"""Reserved for the Starter HTTP service (JWKS and ledger proofs from ledger state); empty so far.
 
-For: the FastAPI application (read-only over the ledger). It imports ``starter_ledger`` and
-``starter_contracts``, never ``starter_cli``. Not for: writing to the ledger.
+For: the read-only HTTP layer over the ledger. It may import ``starter_ledger`` and
+``starter_contracts``, never ``starter_cli`` (import-linter enforces both). Not for: writing to the
+ledger.
 """
 
 __all__: list[str] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from starter_cli import ledger_cmds
@@ -38,13 +37,16 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the CLI, mapping errors to exit codes."""
+    """Console-script entry point: run the CLI, mapping ``StarterError`` to its exit code.
+
+    Usage errors (exit 2), ``--help`` and explicit exits are handled by typer itself.
+    """
     from starter_contracts import StarterError
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("STARTER_DEBUG") == "1"
     try:
-        code = app(args=args, prog_name="starter-cli", standalone_mode=False)
+        app(args=args, prog_name="starter-cli")
     except StarterError as e:
         if debug:
             import traceback
@@ -54,26 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         if e.hint:
             print(f"hint: {e.hint}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception:
+    except Exception as e:
         if debug:
             raise
-        import traceback
-
-        print(
-            "error: internal error (a bug): " + traceback.format_exc(limit=1).splitlines()[-1],
-            file=sys.stderr,
-        )
+        print(f"error: internal error (a bug): {type(e).__name__}", file=sys.stderr)
         print("hint: re-run with --debug and report the traceback", file=sys.stderr)
         sys.exit(70)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -257,6 +257,11 @@ def verify(
         raise InputRejectedError("--genesis must be 64 hex characters (a SHA-256)")
     if bundle is not None and from_checkpoint is not None:
         raise InputRejectedError("--bundle and --from-checkpoint cannot be combined")
+    if checkpoint is not None and from_checkpoint is not None:
+        raise InputRejectedError(
+            "--checkpoint and --from-checkpoint cannot be combined",
+            hint="--from-checkpoint already pins the ledger to that checkpoint",
+        )
     pin = read_text_file(checkpoint, "checkpoint file") if checkpoint else None
     with progress_bar("verifying", not json_out) as progress:
         if bundle is not None:

@@ -7,9 +7,10 @@ Not for: serialisation or verification (see ``starter_ledger``).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: ``typ`` header parameter of every ledger entry JWS (RFC 7515 section 4.1.9, explicit typing).
 ENTRY_MEDIA_TYPE = "starter-ledger-entry+jws"
@@ -19,7 +20,7 @@ ENTRY_MEDIA_TYPE = "starter-ledger-entry+jws"
 ORIGIN_PATTERN = r"^[\x21-\x2a\x2c-\x7e]{1,255}$"
 
 _B64_SHA256 = r"^[A-Za-z0-9+/]{43}=$"
-_RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+_RFC3339_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$"
 
 
 class Envelope(BaseModel):
@@ -42,6 +43,16 @@ class Envelope(BaseModel):
     prev_root: str = Field(pattern=_B64_SHA256)
     #: The event's payload; validated against the event type's model.
     payload: dict[str, Any]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _real_time(cls, value: str) -> str:
+        try:
+            dt.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            msg = f"{value!r} is not a real date and time"
+            raise ValueError(msg) from None
+        return value
 
 
 class Checkpoint(BaseModel):

@@ -113,7 +113,12 @@ class BundleSource:
         for lineno, obj in self._objects():
             if "entry" in obj:
                 seq, entry = obj.get("seq"), obj["entry"]
-                if not isinstance(seq, int) or not isinstance(entry, str) or not entry.isascii():
+                if (
+                    set(obj) != {"entry", "seq"}
+                    or type(seq) is not int
+                    or not isinstance(entry, str)
+                    or not entry.isascii()
+                ):
                     raise FormatError(f"{self.path} line {lineno}: malformed entry line")
                 if seq >= start:
                     yield seq, entry.encode("ascii")
@@ -125,10 +130,10 @@ class BundleSource:
             note = obj.get("checkpoint")
             if note is None:
                 continue
-            if not isinstance(note, str):
-                raise FormatError(f"{self.path} line {lineno}: checkpoint must be a string")
+            if set(obj) != {"checkpoint"} or not isinstance(note, str):
+                raise FormatError(f"{self.path} line {lineno}: malformed checkpoint line")
             size_line = note.split("\n", 2)[1] if note.count("\n") >= 2 else ""
-            if not size_line.isdigit():
+            if not (size_line.isascii() and size_line.isdigit()):
                 raise FormatError(f"{self.path} line {lineno}: checkpoint has no size line")
             if int(size_line) >= start_size:
                 yield int(size_line), note

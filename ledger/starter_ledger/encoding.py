@@ -13,6 +13,15 @@ import binascii
 from starter_ledger.errors import FormatError
 
 
+def _ascii(text: str | bytes) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    try:
+        return text.encode("ascii")
+    except UnicodeEncodeError:
+        raise FormatError("base64 text holds non-ASCII characters") from None
+
+
 def b64url_encode(data: bytes) -> str:
     """base64url without padding (RFC 7515 section 2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -20,7 +29,7 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str | bytes) -> bytes:
     """Decode unpadded base64url, refusing any non-canonical form."""
-    raw = text.encode("ascii") if isinstance(text, str) else text
+    raw = _ascii(text)
     try:
         data = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
     except (binascii.Error, ValueError) as e:
@@ -37,7 +46,7 @@ def b64_encode(data: bytes) -> str:
 
 def b64_decode(text: str | bytes) -> bytes:
     """Decode padded standard base64, refusing any non-canonical form."""
-    raw = text.encode("ascii") if isinstance(text, str) else text
+    raw = _ascii(text)
     try:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as e:

@@ -45,7 +45,12 @@ def sign_compact(payload: bytes, signer: Signer, typ: str) -> str:
 
 def parse_compact(token: str | bytes, typ: str) -> CompactJWS:
     """Parse a compact JWS whose header must be exactly ``alg`` EdDSA, ``kid``, ``typ``."""
-    raw = token.encode("ascii") if isinstance(token, str) else token
+    if isinstance(token, str):
+        if not token.isascii():
+            raise FormatError("a compact JWS holds only ASCII characters")
+        raw = token.encode("ascii")
+    else:
+        raw = token
     parts = raw.split(b".")
     if len(parts) != 3:
         raise FormatError(f"a compact JWS has 3 dot-separated parts, this has {len(parts)}")

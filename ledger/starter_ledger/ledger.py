@@ -245,7 +245,9 @@ class Ledger:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _prepare(self, event: Event) -> tuple[str, int, dict[str, Any]]:
-        version = event.schema_version or latest_version(event.type)
+        version = (
+            latest_version(event.type) if event.schema_version is None else event.schema_version
+        )
         model = validate_payload(event.type, version, event.payload)
         payload = model.model_dump(mode="json")
         size = len(canonicalize(payload))
@@ -266,6 +268,11 @@ class Ledger:
         actor: str,
         origin: str | None,
     ) -> AppendResult:
+        if origin is not None and head.size:
+            raise LedgerExistsError(
+                f"ledger {self.store.url} already has {head.size} entries",
+                hint="use it as it is, or choose another --ledger",
+            )
         frontier = head.frontier.copy()
         signers = head.signers.copy()
         ledger_origin = origin if head.size == 0 else signers.origin

@@ -55,14 +55,14 @@ class SignedNote:
     signatures: tuple[NoteSignature, ...]
 
     def verify(self, name: str, public_key: bytes) -> bool:
-        """True when a line by ``name`` with the matching key ID verifies under ``public_key``."""
+        """True when ``name``'s key signed the note: at least one line by ``name`` with its key
+        ID, and every such line verifies under ``public_key`` (lines of other keys are ignored).
+        """
         kid = key_id(name, public_key)
         verifier = Verifier(public_key)
         message = self.text.encode()
-        return any(
-            s.name == name and s.key_id == kid and verifier.verify(message, s.signature)
-            for s in self.signatures
-        )
+        mine = [s for s in self.signatures if s.name == name and s.key_id == kid]
+        return bool(mine) and all(verifier.verify(message, s.signature) for s in mine)
 
     def has_key(self, name: str, public_key: bytes) -> bool:
         """True when a signature line names ``name`` with this key's ID (signature unchecked)."""
@@ -95,7 +95,7 @@ def parse_note(note: str | bytes) -> SignedNote:
             note = note.decode("utf-8")
         except UnicodeDecodeError:
             raise FormatError("signed note is not UTF-8") from None
-    if len(note) > MAX_NOTE_BYTES:
+    if len(note) > MAX_NOTE_BYTES or len(note.encode("utf-8", "replace")) > MAX_NOTE_BYTES:
         raise FormatError(f"signed note is larger than {MAX_NOTE_BYTES} bytes")
     if "\r" in note or any(ord(c) < 0x20 and c != "\n" for c in note):
         raise FormatError("signed note holds control characters")

@@ -210,12 +210,19 @@ class _Replay:
         checkpoints: Iterator[tuple[int, str]],
         final_size: int,
         pin: _Pin | None,
+        *,
+        live: bool = False,
     ) -> None:
         self.frontier = frontier
         self.signers = signers
+        # A live store may gain entries and checkpoints while it is verified: only checkpoints up
+        # to the size read at the start belong to this verification.
+        if live:
+            checkpoints = (c for c in checkpoints if c[0] <= final_size)
         self.checkpoints = checkpoints
         self.next_cp = next(checkpoints, None)
         self.final_size = final_size
+        self.final_checked = False
         self.pin = pin
         self.genesis_sha256: str | None = None
         self.checkpoints_checked = 0
@@ -239,6 +246,8 @@ class _Replay:
             raise _Failed(seq, "seq", f"entry at position {seq} says it is entry {env_seq}")
         if genesis is not None:
             self.genesis_sha256 = genesis
+        if seq == 0 and type_ != "ledger.genesis":
+            raise _Failed(0, "trust", f"entry 0 is {type_}, not ledger.genesis")
         if prev_root != self._prev_root:
             raise _Failed(
                 seq, "prev-root", f"entry {seq} commits to a history other than the one stored"
@@ -272,6 +281,7 @@ class _Replay:
                     None, "checkpoint", f"stored checkpoint for size {cp_size} is out of order"
                 )
             self._check_checkpoint(note, root, full=cp_size == self.final_size)
+            self.final_checked = self.final_checked or cp_size == self.final_size
             self.next_cp = next(self.checkpoints, None)
         if self.pin is not None and self.pin.size == size:
             self._check_pin(root)
@@ -292,6 +302,10 @@ class _Replay:
             raise _Failed(
                 size - 1, "checkpoint", f"checkpoint for size {size}: {e.message}"
             ) from None
+        if signed.text != body:
+            raise _Failed(
+                size - 1, "checkpoint", f"stored checkpoint for size {size} differs from the tree"
+            )
         # The newest checkpoint's signature is verified; older ones must name the right key (each
         # entry already signs the root before it: docs/adr/0005-checkpoint-signature-checks.md).
         ok = signed.verify(origin, public_key) if full else signed.has_key(origin, public_key)
@@ -314,8 +328,17 @@ class _Replay:
                 f"the ledger's tree at size {size} differs from the trusted checkpoint: "
                 "history was rewritten",
             )
+        origin = self.signers.origin or ""
+        expected = expected_body(origin, size, root, self.signers.authorised)
+        signed = parse_note(self.pin.note)
+        if signed.text != expected:
+            raise _Failed(
+                size - 1,
+                "checkpoint-pin",
+                f"trusted checkpoint's origin or signers differ from the ledger's at size {size}",
+            )
         pub = self.signers.known[self.last_kid or ""]
-        if not parse_note(self.pin.note).verify(self.signers.origin or "", pub):
+        if not signed.verify(origin, pub):
             raise _Failed(
                 size - 1,
                 "checkpoint-pin",
@@ -334,6 +357,10 @@ class _Replay:
         if size != self.final_size:
             raise _Failed(
                 size, "seq", f"the ledger claims {self.final_size} entries but holds {size}"
+            )
+        if not self.final_checked and size > 0:
+            raise _Failed(
+                size - 1, "checkpoint", f"no checkpoint is stored for the ledger's size {size}"
             )
         if self.pin is not None and size < self.pin.size:
             raise _Failed(
@@ -408,11 +435,16 @@ def _replay_all(
     jobs: int | None,
     progress: Progress | None,
     after: Callable[[_Replay], None] | None = None,
+    live: bool = False,
 ) -> VerifyReport:
     replay = _Replay(Frontier(), SignerSet(), iter(()), final_size, None)
+    if final_size == 0:
+        return _report(replay, label, Failure(0, "seq", "the ledger is empty: no genesis entry"))
     try:
         pin = _parse_pin(checkpoint) if checkpoint is not None else None
-        replay = _Replay(Frontier(), SignerSet(), source.iter_checkpoints(0), final_size, pin)
+        replay = _Replay(
+            Frontier(), SignerSet(), source.iter_checkpoints(0), final_size, pin, live=live
+        )
         if pin is not None and pin.size == 0:
             raise _Failed(None, "checkpoint-pin", "a trusted checkpoint of size 0 pins nothing")
         _run(replay, source, 0, jobs, progress)
@@ -434,20 +466,24 @@ def verify_store(
     jobs: int | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Verify a whole ledger store from its first entry."""
+    """Verify a whole ledger store from its first entry.
+
+    Entries appended while it runs are not part of the verification (it covers the size read at
+    the start); they do not make it fail.
+    """
     size = store.size()
-    if size == 0:
-        return VerifyReport(
-            ok=False,
-            size=0,
-            root_hash=b64_encode(Frontier().root()),
-            origin=None,
-            source=store.url,
-            first_failure=Failure(0, "seq", "the ledger is empty: it has no genesis entry"),
-        )
 
     def after(replay: _Replay) -> None:
         _check_stored_tree(store, replay)
+        latest = store.latest_checkpoint()
+        now = store.size()
+        if latest is not None and latest[0] > now:
+            raise _Failed(
+                now,
+                "checkpoint",
+                f"a checkpoint for size {latest[0]} is stored but the ledger has {now} entries: "
+                "entries were removed",
+            )
         if replay.pin is not None:
             proof = consistency_proof(replay.pin.size, size, store.read_nodes)
             try:
@@ -468,6 +504,7 @@ def verify_store(
         jobs=jobs,
         progress=progress,
         after=after,
+        live=True,
     )
 
 
@@ -486,6 +523,16 @@ def verify_bundle(
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify an export bundle offline (``bundle.BundleSource``)."""
+
+    def after(replay: _Replay) -> None:
+        if source.origin != replay.signers.origin:
+            raise _Failed(
+                None,
+                "bundle-format",
+                f"bundle header names origin {source.origin!r}, its genesis "
+                f"{replay.signers.origin!r}",
+            )
+
     return _replay_all(
         source,
         str(source.path),
@@ -494,6 +541,7 @@ def verify_bundle(
         checkpoint=checkpoint,
         jobs=jobs,
         progress=progress,
+        after=after,
     )
 
 
@@ -508,8 +556,10 @@ def verify_from_checkpoint(
     """Verify only what was appended after a trusted checkpoint, by consistency proof."""
     size = store.size()
     replay = _Replay(Frontier(), SignerSet(), iter(()), size, None)
+    start: int | None = None
     try:
         pin = _parse_pin(trusted)
+        start = pin.size
         if pin.size < 1:
             raise _Failed(None, "checkpoint-pin", "a trusted checkpoint of size 0 pins nothing")
         if size < pin.size:
@@ -527,9 +577,12 @@ def verify_from_checkpoint(
                 f"the ledger's tree at size {pin.size} differs from the trusted checkpoint: "
                 "history was rewritten",
             )
-        signers = _signers_at(store, pin, genesis_sha256)
-        replay = _Replay(frontier, signers, store.iter_checkpoints(pin.size + 1), size, None)
-        replay.last_kid = None
+        signers, genesis = _signers_at(store, pin, genesis_sha256)
+        replay = _Replay(
+            frontier, signers, store.iter_checkpoints(pin.size + 1), size, None, live=True
+        )
+        replay.genesis_sha256 = genesis
+        replay.final_checked = size == pin.size
         new_root = Frontier(size, store.read_nodes(frontier_coords(size))).root()
         proof = consistency_proof(pin.size, size, store.read_nodes)
         try:
@@ -541,17 +594,16 @@ def verify_from_checkpoint(
             raise _Failed(
                 None, "tree-nodes", "the stored tree nodes differ from the recomputed tree"
             )
-        if replay.entries_checked == 0:
-            latest = store.latest_checkpoint()
-            if latest is None or latest[0] != size:
-                raise _Failed(
-                    size, "checkpoint", "the newest checkpoint is not for the ledger's size"
-                )
+        latest = store.latest_checkpoint()
+        if latest is None or latest[0] < size:
+            raise _Failed(
+                size - 1, "checkpoint", f"no checkpoint is stored for the ledger's size {size}"
+            )
     except _Failed as f:
-        return _report(replay, store.url, f.failure, verified_from=None)
+        return _report(replay, store.url, f.failure, verified_from=start)
     except LedgerError as e:
-        return _report(replay, store.url, Failure(None, "storage", e.message))
-    return _report(replay, store.url, None, verified_from=pin.size)
+        return _report(replay, store.url, Failure(None, "storage", e.message), verified_from=start)
+    return _report(replay, store.url, None, verified_from=start)
 
 
 def _proved_entry(store: Any, seq: int, pin: _Pin) -> bytes:
@@ -559,9 +611,8 @@ def _proved_entry(store: Any, seq: int, pin: _Pin) -> bytes:
     raw = next(iter(store.iter_entries(seq, seq + 1)), (None, b""))[1]
     lh = hashlib.sha256(b"\x00" + raw).digest()
     try:
-        verify_inclusion(
-            lh, seq, pin.size, inclusion_proof(seq, pin.size, store.read_nodes), pin.root
-        )
+        proof = inclusion_proof(seq, pin.size, store.read_nodes)
+        verify_inclusion(lh, seq, pin.size, proof, pin.root)
     except ProofError:
         raise _Failed(
             seq, "checkpoint-pin", f"entry {seq} is not the one the trusted checkpoint covers"
@@ -569,11 +620,17 @@ def _proved_entry(store: Any, seq: int, pin: _Pin) -> bytes:
     return raw
 
 
-def _signers_at(store: Any, pin: _Pin, genesis_sha256: str | None) -> SignerSet:
-    """The signer set at the trusted checkpoint, from proved signer events and the pin itself."""
+def _signers_at(store: Any, pin: _Pin, genesis_sha256: str | None) -> tuple[SignerSet, str | None]:
+    """The signer set at the trusted checkpoint, from proved signer events and the pin itself.
+
+    Returns it with the genesis entry's SHA-256. Entries are proved by inclusion proofs against the
+    trusted root, so a tampered database cannot change them; the ``type`` index may hide signer
+    events, but the authorised set comes from the pin's signers line, which its signature covers.
+    """
     signers = SignerSet(size=pin.size)
+    genesis: str | None = None
     rows: Iterable[tuple[int, bytes]] = store.entries_of_types(SIGNER_EVENT_TYPES, end=pin.size)
-    for seq, _ in rows:
+    for seq in [0, *(seq for seq, _ in rows if seq != 0)]:
         raw = _proved_entry(store, seq, pin)
         try:
             entry = decode_entry(raw)
@@ -581,31 +638,37 @@ def _signers_at(store: Any, pin: _Pin, genesis_sha256: str | None) -> SignerSet:
             raise _Failed(seq, "entry-format", e.message) from None
         env = entry.envelope
         if seq == 0:
+            if env.type != "ledger.genesis":
+                raise _Failed(0, "trust", f"entry 0 is {env.type}, not ledger.genesis")
             signers.origin = env.origin
-            if (
-                genesis_sha256 is not None
-                and hashlib.sha256(raw).hexdigest() != genesis_sha256.lower()
-            ):
+            genesis = hashlib.sha256(raw).hexdigest()
+            if genesis_sha256 is not None and genesis != genesis_sha256.lower():
                 raise _Failed(
                     0, "genesis-pin", "the genesis entry's SHA-256 differs from the pinned one"
                 )
         jwk = env.payload.get("signer") if env.type == "ledger.genesis" else env.payload.get("jwk")
-        if jwk is not None:
+        if jwk is not None and env.type in ("ledger.genesis", "signer.added"):
             signers.known[thumbprint(jwk)] = public_key_bytes(jwk)
-    if signers.origin is None:
-        raise _Failed(0, "trust", "the ledger has no genesis entry")
+    origin = signers.origin or ""
     if pin.signers is None:
         raise _Failed(None, "checkpoint-pin", "trusted checkpoint has no signers extension line")
     for kid in pin.signers:
         if kid not in signers.known:
             raise _Failed(None, "checkpoint-pin", f"trusted checkpoint names unknown signer {kid}")
         signers.authorised[kid] = signers.known[kid]
+    signed = parse_note(pin.note)
+    if signed.text != expected_body(origin, pin.size, pin.root, pin.signers):
+        raise _Failed(
+            None,
+            "checkpoint-pin",
+            "trusted checkpoint's origin or signers line is not this ledger's",
+        )
     last = decode_entry(_proved_entry(store, pin.size - 1, pin))
     public_key = signers.known.get(last.kid)
-    if public_key is None or not parse_note(pin.note).verify(signers.origin, public_key):
+    if public_key is None or not signed.verify(origin, public_key):
         raise _Failed(
             pin.size - 1,
             "checkpoint-pin",
             f"trusted checkpoint is not signed by the signer of entry {pin.size - 1}",
         )
-    return signers
+    return signers, genesis

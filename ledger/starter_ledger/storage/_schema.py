@@ -63,24 +63,14 @@ class SchemaRow(SQLModel, table=True):
 def _v1(conn: Connection) -> None:
     tables = [SQLModel.metadata.tables[name] for name in APPEND_ONLY_TABLES]
     SQLModel.metadata.create_all(conn, tables=tables)
-    dialect = conn.dialect.name
     for table in APPEND_ONLY_TABLES:
         for op in ("UPDATE", "DELETE"):
-            name = f"{table}_no_{op.lower()}"
-            if dialect == "sqlite":
-                conn.execute(
-                    text(
-                        f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {op} ON {table} "
-                        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                    )
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
                 )
-            else:
-                conn.execute(
-                    text(
-                        f"CREATE OR REPLACE TRIGGER {name} BEFORE {op} ON {table} "
-                        "FOR EACH ROW EXECUTE FUNCTION starter_ledger_append_only()"
-                    )
-                )
+            )
 
 
 #: Migration to version N is MIGRATIONS[N - 1].

@@ -1,6 +1,6 @@
 """The ledger-storage family: an append-only store of entries, tree nodes and checkpoints.
 
-For: the ``LedgerStore`` protocol that every backend (memory, SQLite, PostgreSQL) implements, and
+For: the ``LedgerStore`` protocol that every backend (memory, SQLite) implements, and
 the ``AppendBatch`` value an append writes in one transaction. A store keeps bytes verbatim and
 knows nothing of signatures; the ledger (``starter_ledger.ledger``) decides what is appended. There
 is no update or delete operation. Not for: verification, which reads a store but never trusts it.

@@ -5,7 +5,7 @@ expected size (optimistic concurrency), inserts the entries, the tree nodes and 
 commits durably (WAL + ``synchronous=FULL``: the commit is on disk when ``append`` returns).
 Triggers reject UPDATE and DELETE. A busy database is waited for up to the busy timeout, then
 reported as a conflict the caller may retry. SQLAlchemy and sqlite3 exceptions never escape this
-module. Not for: many machines sharing one ledger (use PostgreSQL).
+module. Not for: many machines sharing one ledger over a network file system.
 """
 
 from __future__ import annotations
