@@ -65,4 +65,4 @@ class Checkpoint(BaseModel):
     #: base64 (standard alphabet, padded) of the 32-byte RFC 9162 root hash.
     root_hash: str = Field(pattern=_B64_SHA256)
     #: Optional extension lines, in order.
-    extensions: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = Field(default=(), strict=False)

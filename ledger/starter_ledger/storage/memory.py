@@ -45,6 +45,14 @@ class MemoryStore:
             for i, e in enumerate(batch.entries):
                 if e.seq != batch.expected_size + i:
                     raise ConflictError(f"entry seq {e.seq} is not the next position")
+            taken = [(lvl, idx) for lvl, idx, _ in batch.nodes if (lvl, idx) in self._nodes]
+            if taken or batch.checkpoint[0] in self._checkpoints:
+                raise ConflictError(
+                    f"tree node {taken[0]} is stored already"
+                    if taken
+                    else f"a checkpoint for size {batch.checkpoint[0]} is stored already",
+                    hint="re-read the ledger and append again",
+                )
             self._entries.extend((e.entry, e.type) for e in batch.entries)
             for level, index, h in batch.nodes:
                 self._nodes[(level, index)] = h

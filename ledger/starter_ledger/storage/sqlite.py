@@ -54,6 +54,8 @@ class SQLiteStore:
                 hint="create one with 'starter-cli ledger init', or pass --ledger / "
                 "STARTER_LEDGER_URL",
             )
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._probe()
         if create:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +74,24 @@ class SQLiteStore:
         except BaseException:
             self._engine.dispose()
             raise
+
+    def _probe(self) -> None:
+        """Refuse a file that is not a Starter ledger before anything writes to it."""
+        try:
+            probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                found = probe.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_schema'"
+                ).fetchone()
+            finally:
+                probe.close()
+        except sqlite3.Error as e:
+            raise self._unavailable(e) from None
+        if not found:
+            raise LedgerUnavailableError(
+                f"{self.path} is not a Starter ledger (no ledger_schema table)",
+                hint="point --ledger at a ledger created by 'starter-cli ledger init'",
+            )
 
     def _make_engine(self, busy_timeout_ms: int) -> Engine:
         engine = create_engine(
@@ -163,6 +183,9 @@ class SQLiteStore:
                     f"ledger has {size} entries, the appender expected {batch.expected_size}",
                     hint="re-read the ledger and append again",
                 )
+            for i, new in enumerate(batch.entries):
+                if new.seq != batch.expected_size + i:
+                    raise ConflictError(f"entry seq {new.seq} is not the next position")
             raw.executemany(
                 "INSERT INTO ledger_entries(seq, entry, type, kid) VALUES (?, ?, ?, ?)",
                 [(e.seq, e.entry, e.type, e.kid) for e in batch.entries],

@@ -1,0 +1,260 @@
+"""The event catalog and the shared wire models: lookup, payload validation, round trips."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from conftest import ORIGIN, make_signer
+from starter_contracts import Checkpoint, Ed25519PublicJWK, Envelope, StarterError
+from starter_events import (
+    EventError,
+    GenesisPayload,
+    NoteRecordedPayload,
+    PayloadInvalidError,
+    SignerAddedPayload,
+    SignerRevokedPayload,
+    UnknownEventTypeError,
+    known_types,
+    latest_version,
+    lookup,
+    register,
+    validate_payload,
+)
+from starter_ledger.trust import make_proof_of_possession
+
+KNOWN = ("ledger.genesis", "note.recorded", "signer.added", "signer.revoked")
+JWK = make_signer("events").public_jwk
+
+
+def test_known_types_lists_the_four_types() -> None:
+    """Users can list exactly the four event types of the catalog, each at version 1."""
+    assert dict(known_types()) == dict.fromkeys(KNOWN, (1,))
+    assert list(known_types()) == sorted(KNOWN)
+
+
+@pytest.mark.parametrize("type_", KNOWN)
+def test_lookup_and_latest_version(type_: str) -> None:
+    """Each known type resolves to its registered model at its newest version."""
+    assert latest_version(type_) == 1
+    event_type = lookup(type_, 1)
+    assert event_type.type == type_
+    assert event_type.schema_version == 1
+    assert issubclass(event_type.model, BaseModel)
+    assert event_type.summary
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda: lookup("no.such.type", 1), "unknown event type 'no.such.type'"),
+        (lambda: lookup("note.recorded", 2), "has no schema version 2"),
+        (lambda: latest_version("no.such.type"), "unknown event type 'no.such.type'"),
+        (lambda: validate_payload("no.such", 1, {}), "unknown event type 'no.such'"),
+    ],
+    ids=["unknown-type", "unknown-version", "latest-of-unknown", "validate-unknown"],
+)
+def test_unknown_type_or_version_names_the_known_ones(call: Any, says: str) -> None:
+    """An unknown type or version is refused (exit code 3) with a hint naming every known type."""
+    with pytest.raises(UnknownEventTypeError) as info:
+        call()
+    err = info.value
+    assert says in err.message
+    assert err.exit_code == 3
+    assert isinstance(err, EventError)
+    assert isinstance(err, StarterError)
+    assert err.hint is not None
+    for type_ in KNOWN:
+        assert f"{type_} (v1)" in err.hint
+
+
+def test_registering_a_type_twice_is_refused() -> None:
+    """A second model for an existing (type, version) is a programming error, caught at import."""
+
+    class Duplicate(BaseModel):
+        text: str
+
+    with pytest.raises(RuntimeError, match="registered twice"):
+        register("note.recorded", 1, "duplicate")(Duplicate)
+    assert lookup("note.recorded", 1).model is NoteRecordedPayload
+
+
+def _valid_payloads() -> dict[str, dict[str, Any]]:
+    signer = make_signer("events")
+    return {
+        "ledger.genesis": {"origin": ORIGIN, "signer": JWK, "description": "d"},
+        "note.recorded": {"text": "hello"},
+        "signer.added": {
+            "jwk": JWK,
+            "proof_of_possession": make_proof_of_possession(ORIGIN, signer),
+            "note": "n",
+        },
+        "signer.revoked": {"kid": signer.kid, "reason": "left"},
+    }
+
+
+@pytest.mark.parametrize("type_", KNOWN)
+def test_valid_payload_validates(type_: str) -> None:
+    """A valid payload of each type validates into its model with the same data."""
+    payload = _valid_payloads()[type_]
+    model = validate_payload(type_, 1, payload)
+    assert isinstance(model, lookup(type_, 1).model)
+    assert model.model_dump(mode="json") == payload
+
+
+@pytest.mark.parametrize(
+    ("type_", "change", "field"),
+    [
+        ("note.recorded", {"text": ""}, "text"),
+        ("note.recorded", {"text": 5}, "text"),
+        ("note.recorded", {"text": None}, "text"),
+        ("note.recorded", {"colour": "red"}, "colour"),
+        ("ledger.genesis", {"origin": "has space"}, "origin"),
+        ("ledger.genesis", {"origin": "a+b"}, "origin"),
+        ("ledger.genesis", {"signer": {**JWK, "x": "short"}}, "signer.x"),
+        ("ledger.genesis", {"signer": {**JWK, "kty": "EC"}}, "signer.kty"),
+        ("ledger.genesis", {"signer": {**JWK, "d": "secret"}}, "signer.d"),
+        ("ledger.genesis", {"description": "x" * 1025}, "description"),
+        ("signer.added", {"jwk": {**JWK, "d": "secret"}}, "jwk.d"),
+        ("signer.added", {"proof_of_possession": "p" * 1025}, "proof_of_possession"),
+        ("signer.revoked", {"kid": "not-a-thumbprint"}, "kid"),
+        ("signer.revoked", {"reason": ""}, "reason"),
+    ],
+)
+def test_invalid_payload_names_the_field(type_: str, change: dict[str, Any], field: str) -> None:
+    """A payload that fails its schema is refused (exit code 3) naming the offending field."""
+    payload = {**_valid_payloads()[type_], **change}
+    with pytest.raises(PayloadInvalidError) as info:
+        validate_payload(type_, 1, payload)
+    assert f"{field}:" in info.value.message
+    assert type_ in info.value.message
+    assert info.value.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("type_", "missing"),
+    [
+        ("note.recorded", "text"),
+        ("ledger.genesis", "origin"),
+        ("ledger.genesis", "signer"),
+        ("signer.added", "jwk"),
+        ("signer.added", "proof_of_possession"),
+        ("signer.revoked", "kid"),
+        ("signer.revoked", "reason"),
+    ],
+)
+def test_missing_field_is_named(type_: str, missing: str) -> None:
+    """A payload missing a required field is refused naming that field."""
+    payload = dict(_valid_payloads()[type_])
+    del payload[missing]
+    with pytest.raises(PayloadInvalidError, match=rf"{missing}: Field required"):
+        validate_payload(type_, 1, payload)
+
+
+def test_non_object_payload_is_refused() -> None:
+    """A payload that is not a JSON object is refused as a whole."""
+    with pytest.raises(PayloadInvalidError, match="<payload>"):
+        validate_payload("note.recorded", 1, ["text"])
+
+
+def test_validation_is_strict() -> None:
+    """Payload validation does not coerce types (bytes are not accepted as a string)."""
+    with pytest.raises(PayloadInvalidError, match="text"):
+        validate_payload("note.recorded", 1, {"text": b"bytes"})
+
+
+# -- the public JWK --------------------------------------------------------------------------
+
+
+def test_public_jwk_refuses_a_private_member() -> None:
+    """A JWK holding the private member "d" can never be accepted into an event."""
+    with pytest.raises(ValidationError) as info:
+        Ed25519PublicJWK.model_validate({**JWK, "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"})
+    assert [e["loc"] for e in info.value.errors()] == [("d",)]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kty": "EC"},
+        {"crv": "Ed448"},
+        {"x": "A" * 42},
+        {"x": "A" * 44},
+        {"x": "A" * 42 + "B"},  # unused low bits set: not the canonical encoding of 32 bytes
+        {"x": "A" * 42 + "="},
+        {"x": "A" * 42 + "+"},
+    ],
+)
+def test_public_jwk_refuses_malformed_members(change: dict[str, str]) -> None:
+    """Only an OKP Ed25519 key with a canonical 32-byte x is a valid public JWK."""
+    with pytest.raises(ValidationError):
+        Ed25519PublicJWK.model_validate({**JWK, **change})
+
+
+def test_public_jwk_accepts_real_keys() -> None:
+    """Every real Ed25519 public key is accepted as a JWK."""
+    for i in range(64):
+        jwk = make_signer(f"key {i}").public_jwk
+        assert Ed25519PublicJWK.model_validate(jwk).model_dump() == jwk
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+def _models() -> list[Any]:
+    payloads = _valid_payloads()
+    return [
+        pytest.param(GenesisPayload.model_validate(payloads["ledger.genesis"]), id="genesis"),
+        pytest.param(NoteRecordedPayload(text="hello"), id="note"),
+        pytest.param(SignerAddedPayload.model_validate(payloads["signer.added"]), id="added"),
+        pytest.param(SignerRevokedPayload.model_validate(payloads["signer.revoked"]), id="revoked"),
+        pytest.param(Ed25519PublicJWK.model_validate(JWK), id="jwk"),
+        pytest.param(
+            Envelope(
+                origin=ORIGIN,
+                seq=3,
+                type="note.recorded",
+                schema_version=1,
+                occurred_at="2026-11-24T12:00:00.000Z",
+                actor="tester",
+                prev_root="A" * 43 + "=",
+                payload={"text": "hello", "nested": [1, {"a": None}]},
+            ),
+            id="envelope",
+        ),
+        pytest.param(
+            Checkpoint(
+                origin=ORIGIN,
+                size=7,
+                root_hash="A" * 43 + "=",
+                extensions=("starter-ledger-signers abc",),
+            ),
+            id="checkpoint",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("model", _models())
+def test_model_round_trips(model: BaseModel) -> None:
+    """Every model re-validates from its own dump into an equal value."""
+    cls = type(model)
+    assert cls.model_validate(model.model_dump()) == model
+    assert cls.model_validate_json(model.model_dump_json()) == model
+
+
+@pytest.mark.parametrize("model", _models())
+def test_model_round_trips_through_parsed_json(model: BaseModel) -> None:
+    """Every model re-validates from json.loads of its JSON, as a consumer of the wire sees it."""
+    cls = type(model)
+    assert cls.model_validate(json.loads(model.model_dump_json())) == model
+
+
+@pytest.mark.parametrize("model", _models())
+def test_models_are_immutable(model: BaseModel) -> None:
+    """Values that cross a boundary cannot be changed after validation."""
+    name = next(iter(type(model).model_fields))
+    with pytest.raises(ValidationError):
+        setattr(model, name, getattr(model, name))
