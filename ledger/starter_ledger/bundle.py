@@ -102,12 +102,16 @@ class BundleSource:
 
     def _objects(self) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
-            with self.path.open("r", encoding="utf-8") as f:
+            with self.path.open("rb") as f:
                 f.readline()
-                for lineno, line in enumerate(f, start=2):
+                for lineno, raw in enumerate(f, start=2):
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise FormatError(f"{self.path} line {lineno} is not UTF-8") from None
                     yield lineno, self._json(line, lineno)
-        except (OSError, UnicodeDecodeError) as e:
-            raise FormatError(f"cannot read bundle {self.path}: {e}") from None
+        except OSError as e:
+            raise FormatError(f"cannot read bundle {self.path}: {e.strerror}") from None
 
     def iter_entries(self, start: int = 0, chunk: int = 0) -> Iterator[tuple[int, bytes]]:
         for lineno, obj in self._objects():

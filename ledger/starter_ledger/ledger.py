@@ -221,8 +221,10 @@ class Ledger:
         return self._append(events, signer, actor, origin=None)
 
     def _load_head(self) -> _Head:
-        if self._head is None:
-            size = self.store.size()
+        """The head (tree and signers) as of now; call with the write lock held."""
+        size = self.store.size()
+        if self._head is None or self._head.size != size:
+            self._head = None
             self._head = _Head(self.frontier(size), self.signer_set(size))
         return self._head
 
@@ -231,9 +233,15 @@ class Ledger:
     ) -> AppendResult:
         prepared = [self._prepare(e) for e in events]
         for attempt in range(self.retries + 1):
-            head = self._load_head()
             try:
-                return self._try_append(head, prepared, signer, actor, origin)
+                # Lock first, then read: a busy writer elsewhere cannot make this one's view stale.
+                with self.store.writing():
+                    batch, head, result = self._build(
+                        self._load_head(), prepared, signer, actor, origin
+                    )
+                    self.store.append(batch)
+                self._head = head
+                return result
             except ConflictError:
                 self._head = None
                 if attempt == self.retries:
@@ -260,14 +268,15 @@ class Ledger:
             )
         return event.type, version, payload
 
-    def _try_append(
+    def _build(
         self,
         head: _Head,
         prepared: Sequence[tuple[str, int, dict[str, Any]]],
         signer: Signer,
         actor: str,
         origin: str | None,
-    ) -> AppendResult:
+    ) -> tuple[AppendBatch, _Head, AppendResult]:
+        """Sign the entries and the checkpoint that follow ``head``; writes nothing."""
         if origin is not None and head.size:
             raise LedgerExistsError(
                 f"ledger {self.store.url} already has {head.size} entries",
@@ -321,15 +330,15 @@ class Ledger:
         note = make_checkpoint(
             ledger_origin, frontier.size, root, signers.authorised.keys(), signer
         )
-        self.store.append(AppendBatch(start, new_entries, nodes, (frontier.size, note)))
-        self._head = _Head(frontier, signers)
-        return AppendResult(
+        batch = AppendBatch(start, new_entries, nodes, (frontier.size, note))
+        result = AppendResult(
             first_seq=start,
             size=frontier.size,
             root=root,
             checkpoint=note,
             entries=tuple(e.entry for e in new_entries),
         )
+        return batch, _Head(frontier, signers), result
 
 
 def parse_payload_json(data: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:

@@ -163,7 +163,17 @@ def _check_chunk_job(args: tuple[list[tuple[int, bytes]], dict[str, bytes]]) -> 
 
 
 def _chunks(it: Iterator[tuple[int, bytes]], n: int) -> Iterator[list[tuple[int, bytes]]]:
-    while chunk := list(islice(it, n)):
+    """Chunks of ``n`` entries; on a read error, the entries read so far come first."""
+    while True:
+        chunk: list[tuple[int, bytes]] = []
+        try:
+            chunk.extend(islice(it, n))
+        except LedgerError:
+            if chunk:
+                yield chunk
+            raise
+        if not chunk:
+            return
         yield chunk
 
 
@@ -179,10 +189,15 @@ def _checked(
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
     pending: deque[Future[list[_Checked]]] = deque()
     try:
-        for chunk in chunks:
-            pending.append(pool.submit(_check_chunk_job, (chunk, keys())))
-            if len(pending) >= 2 * jobs:
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(_check_chunk_job, (chunk, keys())))
+                if len(pending) >= 2 * jobs:
+                    yield from pending.popleft().result()
+        except LedgerError:
+            while pending:  # entries read before the error are checked (and may fail) first
                 yield from pending.popleft().result()
+            raise
         while pending:
             yield from pending.popleft().result()
     finally:
@@ -354,6 +369,13 @@ class _Replay:
                 f"a checkpoint for size {self.next_cp[0]} is stored but the ledger has {size} "
                 "entries: entries were removed",
             )
+        if self.pin is not None and size < self.pin.size:
+            raise _Failed(
+                size,
+                "checkpoint-pin",
+                f"the ledger has {size} entries, fewer than the trusted checkpoint's "
+                f"{self.pin.size}: it was truncated",
+            )
         if size != self.final_size:
             raise _Failed(
                 size, "seq", f"the ledger claims {self.final_size} entries but holds {size}"
@@ -361,13 +383,6 @@ class _Replay:
         if not self.final_checked and size > 0:
             raise _Failed(
                 size - 1, "checkpoint", f"no checkpoint is stored for the ledger's size {size}"
-            )
-        if self.pin is not None and size < self.pin.size:
-            raise _Failed(
-                size,
-                "checkpoint-pin",
-                f"the ledger has {size} entries, fewer than the trusted checkpoint's "
-                f"{self.pin.size}: it was truncated",
             )
 
 
@@ -454,7 +469,8 @@ def _replay_all(
     except _Failed as f:
         return _report(replay, label, f.failure)
     except LedgerError as e:
-        return _report(replay, label, Failure(replay.frontier.size, "storage", e.message))
+        check = "entry-format" if isinstance(e, FormatError) else "storage"
+        return _report(replay, label, Failure(replay.frontier.size, check, e.message))
     return _report(replay, label, None)
 
 
@@ -471,19 +487,22 @@ def verify_store(
     Entries appended while it runs are not part of the verification (it covers the size read at
     the start); they do not make it fail.
     """
+    # The checkpoint first, then the size: an append between the two reads can only grow the size,
+    # so a checkpoint beyond it proves that entries were removed.
+    latest = store.latest_checkpoint()
     size = store.size()
+    if latest is not None and latest[0] > size:
+        failure = Failure(
+            size,
+            "checkpoint",
+            f"a checkpoint for size {latest[0]} is stored but the ledger has {size} entries: "
+            "entries were removed",
+        )
+        replay = _Replay(Frontier(), SignerSet(), iter(()), size, None)
+        return _report(replay, store.url, failure)
 
     def after(replay: _Replay) -> None:
         _check_stored_tree(store, replay)
-        latest = store.latest_checkpoint()
-        now = store.size()
-        if latest is not None and latest[0] > now:
-            raise _Failed(
-                now,
-                "checkpoint",
-                f"a checkpoint for size {latest[0]} is stored but the ledger has {now} entries: "
-                "entries were removed",
-            )
         if replay.pin is not None:
             proof = consistency_proof(replay.pin.size, size, store.read_nodes)
             try:

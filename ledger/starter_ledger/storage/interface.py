@@ -9,6 +9,7 @@ is no update or delete operation. Not for: verification, which reads a store but
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,8 +60,15 @@ class LedgerStore(Protocol):
         """Number of entries."""
         ...
 
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold the write lock: reads inside see the newest state and no other writer can append
+        until the block ends; appends inside commit together, durably, when it ends (or not at
+        all if it raises). ``ConflictError`` when the lock cannot be had in time."""
+        ...
+
     def append(self, batch: AppendBatch) -> None:
-        """Write ``batch`` in one durable transaction, or nothing; ``ConflictError`` on a race."""
+        """Write ``batch`` in one durable transaction (or within ``writing``), or nothing;
+        ``ConflictError`` when the ledger's size is not ``batch.expected_size``."""
         ...
 
     def iter_entries(

@@ -7,6 +7,7 @@ process.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -25,7 +26,7 @@ class MemoryStore:
         self._entries: list[tuple[bytes, str]] = []
         self._nodes: dict[NodeCoord, bytes] = {}
         self._checkpoints: dict[int, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def url(self) -> str:
@@ -33,6 +34,11 @@ class MemoryStore:
 
     def size(self) -> int:
         return len(self._entries)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._lock:
+            yield
 
     def append(self, batch: AppendBatch) -> None:
         with self._lock:

@@ -63,6 +63,7 @@ class SQLiteStore:
                 raise LedgerUnavailableError(
                     f"cannot create the folder of {self.path}: {e.strerror}"
                 ) from None
+        self._in_txn = False
         self._engine = self._make_engine(busy_timeout_ms)
         try:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -166,7 +167,11 @@ class SQLiteStore:
             raise self._unavailable(e) from None
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def append(self, batch: AppendBatch) -> None:
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        if self._in_txn:
+            yield
+            return
         raw = self._raw
         try:
             raw.execute("BEGIN IMMEDIATE")
@@ -175,17 +180,42 @@ class SQLiteStore:
                 f"ledger {self.path} is locked by another writer: {e}",
                 hint="try again; another process is appending",
             ) from None
+        except sqlite3.Error as e:
+            raise self._unavailable(e) from None
+        self._in_txn = True
         try:
-            row = raw.execute("SELECT max(seq) FROM ledger_entries").fetchone()
-            size = 0 if row[0] is None else int(row[0]) + 1
-            if size != batch.expected_size:
+            yield
+            raw.execute("COMMIT")
+        except BaseException as e:
+            with contextlib.suppress(sqlite3.Error):
+                raw.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise ConflictError(
-                    f"ledger has {size} entries, the appender expected {batch.expected_size}",
-                    hint="re-read the ledger and append again",
-                )
-            for i, new in enumerate(batch.entries):
-                if new.seq != batch.expected_size + i:
-                    raise ConflictError(f"entry seq {new.seq} is not the next position")
+                    f"ledger {self.path} is locked: {e}", hint="try again"
+                ) from None
+            if isinstance(e, sqlite3.Error):
+                raise self._unavailable(e) from None
+            raise
+        finally:
+            self._in_txn = False
+
+    def append(self, batch: AppendBatch) -> None:
+        with self.writing():
+            self._insert(batch)
+
+    def _insert(self, batch: AppendBatch) -> None:
+        raw = self._raw
+        row = raw.execute("SELECT max(seq) FROM ledger_entries").fetchone()
+        size = 0 if row[0] is None else int(row[0]) + 1
+        if size != batch.expected_size:
+            raise ConflictError(
+                f"ledger has {size} entries, the appender expected {batch.expected_size}",
+                hint="re-read the ledger and append again",
+            )
+        for i, new in enumerate(batch.entries):
+            if new.seq != batch.expected_size + i:
+                raise ConflictError(f"entry seq {new.seq} is not the next position")
+        try:
             raw.executemany(
                 "INSERT INTO ledger_entries(seq, entry, type, kid) VALUES (?, ?, ?, ?)",
                 [(e.seq, e.entry, e.type, e.kid) for e in batch.entries],
@@ -196,22 +226,11 @@ class SQLiteStore:
             raw.execute(
                 "INSERT INTO ledger_checkpoints(size, note) VALUES (?, ?)", batch.checkpoint
             )
-            raw.execute("COMMIT")
-        except BaseException as e:
-            with contextlib.suppress(sqlite3.Error):
-                raw.execute("ROLLBACK")
-            if isinstance(e, sqlite3.IntegrityError):
-                raise ConflictError(
-                    f"another appender wrote position {batch.expected_size} first: {e}",
-                    hint="re-read the ledger and append again",
-                ) from None
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise ConflictError(
-                    f"ledger {self.path} is locked: {e}", hint="try again"
-                ) from None
-            if isinstance(e, sqlite3.Error):
-                raise self._unavailable(e) from None
-            raise
+        except sqlite3.IntegrityError as e:
+            raise ConflictError(
+                f"another appender wrote position {batch.expected_size} first: {e}",
+                hint="re-read the ledger and append again",
+            ) from None
 
     def iter_entries(
         self, start: int = 0, end: int | None = None, chunk: int = 2048
