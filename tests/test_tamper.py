@@ -128,8 +128,9 @@ def test_base_ledger_verifies_and_triggers_block_plain_edits(base: Base) -> None
             for sql in (
                 "UPDATE ledger_entries SET entry = x'00' WHERE seq = 3",
                 "DELETE FROM ledger_entries WHERE seq = 31",
-                "DELETE FROM ledger_checkpoints WHERE size = 32",
-                "UPDATE ledger_nodes SET hash = x'00' WHERE level = 0 AND idx = 0",
+                "UPDATE ledger_entries SET checkpoint = NULL WHERE seq = 31",
+                "UPDATE ledger_entries SET nodes = x'00' WHERE seq = 0",
+                "DELETE FROM ledger_schema",
             ):
                 with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                     conn.execute(sql)
@@ -171,11 +172,14 @@ def test_changed_entry_is_named_with_worker_processes(base: Base) -> None:
 @PROPS
 @given(data=st.data())
 def test_deleted_entry_is_named(base: Base, data: st.DataObject) -> None:
-    """Deleting any entry row makes verify fail naming the missing position."""
+    """Deleting any entry row makes verify (pinned to a saved checkpoint) name that position.
+
+    Deleting the newest row takes its checkpoint with it, a clean cut that only the pin reveals.
+    """
     seq = data.draw(st.integers(0, base.size - 1), label="seq")
     with tampered_copy(base) as path:
         attack(path, ("DELETE FROM ledger_entries WHERE seq = ?", (seq,)))
-        report = verify(path)
+        report = verify(path, checkpoint=base.checkpoints[base.size])
     assert not report.ok
     assert report.first_failure is not None
     assert report.first_failure.seq == seq, report.first_failure
@@ -198,16 +202,23 @@ def test_swapped_entries_name_the_earlier_one(base: Base, data: st.DataObject) -
     assert report.first_failure.seq == i, report.first_failure
 
 
-def _truncate(n: int, *, checkpoints: bool) -> list[tuple[str, tuple[object, ...]]]:
-    """SQL that cuts the ledger back to its first n entries (and their tree nodes)."""
-    sql: list[tuple[str, tuple[object, ...]]] = [
-        ("DELETE FROM ledger_entries WHERE seq >= ?", (n,)),
-        # perfect subtree (level, idx) covers leaves [idx << level, (idx + 1) << level)
-        ("DELETE FROM ledger_nodes WHERE ((idx + 1) << level) > ?", (n,)),
+def _truncate(n: int) -> list[tuple[str, tuple[object, ...]]]:
+    """SQL that cuts the ledger back to its first n entries (their nodes and checkpoints go too:
+    a SQLite row holds an entry, the tree nodes it completed and its checkpoint)."""
+    return [("DELETE FROM ledger_entries WHERE seq >= ?", (n,))]
+
+
+def _truncated_bundle(base: Base, folder: Path, n: int) -> Path:
+    """The base bundle with every entry line from seq n on removed but all checkpoint lines kept."""
+    lines = base.bundle.read_bytes().split(b"\n")
+    kept = [
+        line
+        for line in lines
+        if not (line.startswith(b'{"entry"') and int(line.rsplit(b":", 1)[1][:-1]) >= n)
     ]
-    if checkpoints:
-        sql.append(("DELETE FROM ledger_checkpoints WHERE size > ?", (n,)))
-    return sql
+    out = folder / "truncated.jsonl"
+    out.write_bytes(b"\n".join(kept))
+    return out
 
 
 def _clean_cuts(base: Base) -> list[int]:
@@ -232,7 +243,7 @@ def test_truncated_tail_fails_against_pinned_checkpoint(base: Base, data: st.Dat
     n = data.draw(st.sampled_from(_clean_cuts(base)), label="new size")
     pinned = base.checkpoints[base.size]
     with tampered_copy(base) as path:
-        attack(path, *_truncate(n, checkpoints=True))
+        attack(path, *_truncate(n))
         unpinned = verify(path)
         report = verify(path, checkpoint=pinned)
         incremental = verify_incremental(path, pinned)
@@ -252,12 +263,12 @@ def test_truncated_tail_fails_against_pinned_checkpoint(base: Base, data: st.Dat
 @PROPS
 @given(data=st.data())
 def test_truncated_tail_with_checkpoints_left_is_caught(base: Base, data: st.DataObject) -> None:
-    """Cutting off entries but leaving their checkpoints fails naming the first missing entry."""
+    """A bundle missing its newest entries but keeping their checkpoints fails at the first gap."""
     n = data.draw(st.sampled_from(_clean_cuts(base)), label="new size")
     pinned = base.checkpoints[base.size]
-    with tampered_copy(base) as path:
-        attack(path, *_truncate(n, checkpoints=False))
-        reports = [verify(path), verify(path, checkpoint=pinned)]
+    with tempfile.TemporaryDirectory(prefix="bundle-") as folder:
+        bundle = BundleSource(_truncated_bundle(base, Path(folder), n))
+        reports = [verify_bundle(bundle), verify_bundle(bundle, checkpoint=pinned)]
     for report in reports:
         assert not report.ok
         assert report.first_failure is not None
@@ -268,7 +279,7 @@ def test_truncated_tail_with_checkpoints_left_is_caught(base: Base, data: st.Dat
 def test_cut_inside_a_batch_is_caught_without_a_pin(base: Base) -> None:
     """Even without a saved checkpoint, cutting the ledger inside a batch fails (no checkpoint)."""
     with tampered_copy(base) as path:
-        attack(path, *_truncate(MID_BATCH, checkpoints=True))
+        attack(path, *_truncate(MID_BATCH))
         report = verify(path)
     assert not report.ok
     assert report.first_failure is not None
@@ -276,24 +287,17 @@ def test_cut_inside_a_batch_is_caught_without_a_pin(base: Base) -> None:
     assert report.first_failure.seq == MID_BATCH - 1
 
 
-@pytest.mark.parametrize(
-    ("pinned", "checkpoints_left"),
-    [(True, False), (False, True), (True, True)],
-    ids=["pinned", "checkpoints-left", "pinned-checkpoints-left"],
-)
-def test_cut_inside_a_batch_is_named_as_truncation(
-    base: Base, pinned: bool, checkpoints_left: bool
-) -> None:
+def test_cut_inside_a_batch_is_named_as_truncation(base: Base, tmp_path: Path) -> None:
     """When the evidence shows entries were removed, a cut inside a batch names the new size."""
     with tampered_copy(base) as path:
-        attack(path, *_truncate(MID_BATCH, checkpoints=not checkpoints_left))
-        pin = base.checkpoints[base.size] if pinned else None
-        report = verify(path, checkpoint=pin)
-    assert not report.ok
-    assert report.first_failure is not None
-    expected = {"checkpoint", "checkpoint-pin"} if checkpoints_left else {"checkpoint-pin"}
-    assert report.first_failure.check in expected, report.first_failure
-    assert report.first_failure.seq == MID_BATCH, report.first_failure
+        attack(path, *_truncate(MID_BATCH))
+        pinned = verify(path, checkpoint=base.checkpoints[base.size])
+    left = verify_bundle(BundleSource(_truncated_bundle(base, tmp_path, MID_BATCH)))
+    for report, expected in ((pinned, {"checkpoint-pin"}), (left, {"checkpoint"})):
+        assert not report.ok
+        assert report.first_failure is not None
+        assert report.first_failure.check in expected, report.first_failure
+        assert report.first_failure.seq == MID_BATCH, report.first_failure
 
 
 @PROPS
@@ -308,7 +312,9 @@ def test_tampered_checkpoint_body_is_caught(base: Base, data: st.DataObject) -> 
     new = data.draw(alphabet.filter(lambda c: c != body[pos]), label="char")
     changed = note[:pos] + new + note[pos + 1 :]
     with tampered_copy(base) as path:
-        attack(path, ("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (changed, size)))
+        attack(
+            path, ("UPDATE ledger_entries SET checkpoint = ? WHERE seq = ?", (changed, size - 1))
+        )
         report = verify(path)
     assert not report.ok
     assert report.first_failure is not None
@@ -323,7 +329,8 @@ def test_tampered_latest_checkpoint_signature_is_caught(base: Base) -> None:
     assert note.rindex(" ") + 8 < sig_at
     forged = note[:sig_at] + ("A" if note[sig_at] != "A" else "B") + note[sig_at + 1 :]
     with tampered_copy(base) as path:
-        attack(path, ("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (forged, base.size)))
+        forge = "UPDATE ledger_entries SET checkpoint = ? WHERE seq = ?"
+        attack(path, (forge, (forged, base.size - 1)))
         report = verify(path)
     assert not report.ok
     assert report.first_failure is not None

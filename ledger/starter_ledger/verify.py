@@ -289,6 +289,8 @@ class _Replay:
         self.last_kid = kid
         self.entries_checked += 1
         size = self.frontier.size
+        if self.next_cp is None:
+            self.next_cp = next(self.checkpoints, None)
         while self.next_cp is not None and self.next_cp[0] <= size:
             cp_size, note = self.next_cp
             if cp_size < size:
@@ -362,6 +364,8 @@ class _Replay:
 
     def finish(self) -> None:
         size = self.frontier.size
+        if self.next_cp is None:
+            self.next_cp = next(self.checkpoints, None)
         if self.next_cp is not None:
             raise _Failed(
                 size,
@@ -397,6 +401,54 @@ def _parse_pin(note: str) -> _Pin:
     return _Pin(cp.size, b64_decode(cp.root_hash), note, signers_from_extensions(cp.extensions))
 
 
+class _Feed:
+    """Checkpoints queued by the row reader; empty now does not mean exhausted."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int, str]] = deque()
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> tuple[int, str]:
+        if self.items:
+            return self.items.popleft()
+        raise StopIteration
+
+
+def _split_rows(
+    rows: Iterator[tuple[int, bytes, str | None]], feed: _Feed
+) -> Iterator[tuple[int, bytes]]:
+    for seq, entry, checkpoint in rows:
+        if checkpoint is not None:
+            feed.items.append((seq + 1, checkpoint))
+        yield seq, entry
+
+
+def _seed_keys(source: Source, replay: _Replay) -> dict[str, bytes]:
+    """kid -> public key of every signer key the store's index lists, so that workers can check
+    signatures from the first chunk on. Safe without trusting the index: a kid is the thumbprint of
+    its key, so a key found under the wrong kid is simply never used."""
+    signer_events = getattr(source, "entries_of_types", None)
+    keys: dict[str, bytes] = {}
+    if signer_events is not None:
+        rows = signer_events(SIGNER_EVENT_TYPES, end=replay.final_size)
+    else:  # a bundle: its first entry names the genesis signer
+        try:
+            rows = list(islice(source.iter_entries(0), 1))
+        except LedgerError:
+            rows = []
+    for _, raw in rows:
+        try:
+            payload = decode_entry(raw).envelope.payload
+            jwk = payload.get("signer") or payload.get("jwk")
+            if isinstance(jwk, dict):
+                keys[thumbprint(jwk)] = public_key_bytes(jwk)
+        except (FormatError, KeyError, TypeError):
+            continue  # the replay reports a bad entry where it stands
+    return keys
+
+
 def _run(
     replay: _Replay,
     source: Source,
@@ -407,9 +459,18 @@ def _run(
     todo = replay.final_size - start
     if jobs is None:
         jobs = (os.cpu_count() or 1) if todo >= PARALLEL_THRESHOLD else 1
-    items = _checked(
-        source.iter_entries(start, chunk=CHUNK), lambda: dict(replay.signers.known), jobs
-    )
+    iter_rows = getattr(source, "iter_rows", None)
+    if iter_rows is None:
+        entries = source.iter_entries(start, chunk=CHUNK)
+    else:
+        # One pass over the rows: checkpoints are queued as their rows are read (ahead of the
+        # replay) and consumed by it in order.
+        feed = _Feed()
+        replay.checkpoints = feed
+        replay.next_cp = None
+        entries = _split_rows(iter_rows(start, replay.final_size, CHUNK), feed)
+    keys = _seed_keys(source, replay)
+    items = _checked(entries, lambda: {**keys, **replay.signers.known}, jobs)
     for done, item in enumerate(items, start=1):
         replay.feed(item)
         if progress is not None and done % CHUNK == 0:

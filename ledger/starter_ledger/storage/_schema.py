@@ -1,9 +1,17 @@
-"""Tables of the SQL ledger stores and their versioned migrations.
+"""Tables of the SQLite ledger store and their versioned migrations.
 
-For: the SQLModel table models (``ledger_entries``, ``ledger_nodes``, ``ledger_checkpoints``,
-``ledger_schema``) and the ordered list of migrations, each recorded as one row of
-``ledger_schema``. Version 1 also installs the triggers that reject UPDATE and DELETE.
-Not for: queries on the hot path, which the store modules write directly.
+For: the SQLModel table models and the ordered list of migrations, each recorded as one row of
+``ledger_schema``. One append writes one row per entry into one table, so a durable commit touches
+as few pages as possible:
+
+- ``ledger_entries``: ``seq``, the verbatim ``entry`` bytes, its ``type`` (an index column, never
+  used to verify), ``nodes`` (the hashes of the perfect subtrees this entry completes: its leaf
+  hash, then each parent, bottom up: 32 bytes each) and ``checkpoint`` (the signed checkpoint of
+  size ``seq + 1`` when an append ended with this entry, else NULL);
+- a partial index over the signer events (genesis, signer added/revoked) only.
+
+Version 1 also installs the triggers that reject UPDATE and DELETE. Not for: queries on the hot
+path, which the store module writes directly.
 """
 
 from __future__ import annotations
@@ -16,39 +24,22 @@ from sqlmodel import Column, Field, SQLModel
 #: The schema version this code writes. Opening a newer ledger fails; an older one is migrated.
 SCHEMA_VERSION = 1
 
-APPEND_ONLY_TABLES = ("ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_schema")
+APPEND_ONLY_TABLES = ("ledger_entries", "ledger_schema")
+
+#: Event types the partial index covers; the SQL literal must match the query's word for word.
+SIGNER_TYPES_SQL = "('ledger.genesis', 'signer.added', 'signer.revoked')"
 
 
 class EntryRow(SQLModel, table=True):
-    """One entry: its position and its verbatim JWS bytes (the only thing verification reads)."""
+    """One entry with the tree nodes it completes and, at the end of an append, its checkpoint."""
 
     __tablename__ = "ledger_entries"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    #: Index columns, copied from the entry for queries; never used to verify.
-    type: str = Field(index=True)
-    kid: str
-
-
-class NodeRow(SQLModel, table=True):
-    """Hash of the perfect subtree over leaves [idx * 2**level, (idx + 1) * 2**level)."""
-
-    __tablename__ = "ledger_nodes"
-    __table_args__ = {"sqlite_with_rowid": False}
-
-    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-
-
-class CheckpointRow(SQLModel, table=True):
-    """A signed checkpoint (C2SP signed note) of the tree at ``size``."""
-
-    __tablename__ = "ledger_checkpoints"
-
-    size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    note: str
+    type: str
+    nodes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    checkpoint: str | None = None
 
 
 class SchemaRow(SQLModel, table=True):
@@ -63,6 +54,12 @@ class SchemaRow(SQLModel, table=True):
 def _v1(conn: Connection) -> None:
     tables = [SQLModel.metadata.tables[name] for name in APPEND_ONLY_TABLES]
     SQLModel.metadata.create_all(conn, tables=tables)
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ledger_signer_events ON ledger_entries(seq) "
+            f"WHERE type IN {SIGNER_TYPES_SQL}"
+        )
+    )
     for table in APPEND_ONLY_TABLES:
         for op in ("UPDATE", "DELETE"):
             conn.execute(

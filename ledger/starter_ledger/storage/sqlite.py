@@ -23,10 +23,38 @@ from sqlalchemy.pool import NullPool
 
 from starter_ledger.errors import ConflictError, LedgerUnavailableError
 from starter_ledger.merkle import NodeCoord
-from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION
+from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION, SIGNER_TYPES_SQL
 from starter_ledger.storage.interface import AppendBatch
+from starter_ledger.trust import SIGNER_EVENT_TYPES
 
 __all__ = ["SQLiteStore"]
+
+
+def _rows(batch: AppendBatch) -> list[tuple[int, bytes, str, bytes, str | None]]:
+    """One row per entry: its nodes (leaf first, then parents) and, on the last, the checkpoint."""
+    first = batch.expected_size
+    per_entry: list[list[bytes]] = [[] for _ in batch.entries]
+    for level, idx, h in batch.nodes:
+        owner = ((idx + 1) << level) - 1 - first
+        if not 0 <= owner < len(per_entry) or len(per_entry[owner]) != level:
+            raise ConflictError(f"tree node ({level}, {idx}) does not belong to this batch")
+        per_entry[owner].append(h)
+    size, note = batch.checkpoint
+    if size != first + len(batch.entries):
+        raise ConflictError(f"checkpoint size {size} is not the size after this batch")
+    rows = []
+    for i, e in enumerate(batch.entries):
+        if e.seq != first + i:
+            raise ConflictError(f"entry seq {e.seq} is not the next position")
+        expected = 1 + ((e.seq + 1) & ~e.seq).bit_length() - 1
+        if len(per_entry[i]) != expected:
+            raise ConflictError(
+                f"entry {e.seq} completes {expected} tree nodes, not {len(per_entry[i])}"
+            )
+        last = i == len(batch.entries) - 1
+        rows.append((e.seq, e.entry, e.type, b"".join(per_entry[i]), note if last else None))
+    return rows
+
 
 #: How long a writer waits for another writer's transaction, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
@@ -212,19 +240,12 @@ class SQLiteStore:
                 f"ledger has {size} entries, the appender expected {batch.expected_size}",
                 hint="re-read the ledger and append again",
             )
-        for i, new in enumerate(batch.entries):
-            if new.seq != batch.expected_size + i:
-                raise ConflictError(f"entry seq {new.seq} is not the next position")
+        rows = _rows(batch)
         try:
             raw.executemany(
-                "INSERT INTO ledger_entries(seq, entry, type, kid) VALUES (?, ?, ?, ?)",
-                [(e.seq, e.entry, e.type, e.kid) for e in batch.entries],
-            )
-            raw.executemany(
-                "INSERT INTO ledger_nodes(level, idx, hash) VALUES (?, ?, ?)", batch.nodes
-            )
-            raw.execute(
-                "INSERT INTO ledger_checkpoints(size, note) VALUES (?, ?)", batch.checkpoint
+                "INSERT INTO ledger_entries(seq, entry, type, nodes, checkpoint) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
             )
         except sqlite3.IntegrityError as e:
             raise ConflictError(
@@ -235,13 +256,21 @@ class SQLiteStore:
     def iter_entries(
         self, start: int = 0, end: int | None = None, chunk: int = 2048
     ) -> Iterator[tuple[int, bytes]]:
+        for seq, entry, _ in self.iter_rows(start, end, chunk):
+            yield seq, entry
+
+    def iter_rows(
+        self, start: int = 0, end: int | None = None, chunk: int = 2048
+    ) -> Iterator[tuple[int, bytes, str | None]]:
+        """(seq, entry bytes, checkpoint or None) in order: entries and checkpoints in one pass."""
         stop = self.size() if end is None else end
         pos = start
         try:
             while pos < stop:
                 upto = min(pos + chunk, stop)
                 rows = self._raw.execute(
-                    "SELECT seq, entry FROM ledger_entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+                    "SELECT seq, entry, checkpoint FROM ledger_entries "
+                    "WHERE seq >= ? AND seq < ? ORDER BY seq",
                     (pos, upto),
                 ).fetchall()
                 yield from rows
@@ -252,71 +281,75 @@ class SQLiteStore:
     def entries_of_types(
         self, types: Sequence[str], end: int | None = None
     ) -> list[tuple[int, bytes]]:
-        marks = ",".join("?" * len(types))
-        sql = f"SELECT seq, entry FROM ledger_entries WHERE type IN ({marks})"
-        params: list[Any] = list(types)
-        if end is not None:
-            sql += " AND seq < ?"
-            params.append(end)
+        stop = self.size() if end is None else end
         try:
-            return list(self._raw.execute(sql + " ORDER BY seq", params).fetchall())
+            if set(types) == set(SIGNER_EVENT_TYPES):
+                # Written exactly like the partial index's WHERE, so SQLite uses the index.
+                sql = f"SELECT seq, entry FROM ledger_entries WHERE type IN {SIGNER_TYPES_SQL}"
+                found = self._raw.execute(sql + " AND seq < ? ORDER BY seq", (stop,)).fetchall()
+            else:
+                marks = ",".join("?" * len(types))
+                found = self._raw.execute(
+                    f"SELECT seq, entry FROM ledger_entries WHERE type IN ({marks}) AND seq < ? "
+                    "ORDER BY seq",
+                    [*types, stop],
+                ).fetchall()
         except sqlite3.Error as e:
             raise self._unavailable(e) from None
+        return list(found)
 
     def read_nodes(self, coords: Sequence[NodeCoord]) -> list[bytes]:
-        found: dict[NodeCoord, bytes] = {}
+        # Node (level, idx) was completed by entry ((idx + 1) << level) - 1, at offset 32 * level.
+        if any(level < 0 or idx < 0 for level, idx in coords):
+            raise LedgerUnavailableError(f"tree node coordinates {list(coords)[:3]} are invalid")
+        owners = sorted({((idx + 1) << level) - 1 for level, idx in coords})
+        blobs: dict[int, bytes] = {}
         try:
-            for i in range(0, len(coords), 400):
-                part = coords[i : i + 400]
-                where = " OR ".join("(level = ? AND idx = ?)" for _ in part)
-                params = [v for c in part for v in c]
-                for level, idx, h in self._raw.execute(
-                    f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}", params
-                ):
-                    found[(level, idx)] = h
+            for i in range(0, len(owners), 500):
+                part = owners[i : i + 500]
+                marks = ",".join("?" * len(part))
+                blobs.update(
+                    self._raw.execute(
+                        f"SELECT seq, nodes FROM ledger_entries WHERE seq IN ({marks})", part
+                    ).fetchall()
+                )
         except sqlite3.Error as e:
             raise self._unavailable(e) from None
-        missing = [c for c in coords if c not in found]
-        if missing:
-            raise LedgerUnavailableError(
-                f"tree node(s) {missing[:3]} missing from {self.path}",
-                hint="the ledger is damaged; run 'starter-cli ledger verify'",
-            )
-        return [found[c] for c in coords]
+        out = []
+        for level, idx in coords:
+            blob = blobs.get(((idx + 1) << level) - 1, b"")
+            h = blob[32 * level : 32 * level + 32]
+            if len(h) != 32:
+                raise LedgerUnavailableError(
+                    f"tree node ({level}, {idx}) is missing from {self.path}",
+                    hint="the ledger is damaged; run 'starter-cli ledger verify'",
+                )
+            out.append(h)
+        return out
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         try:
             row = self._raw.execute(
-                "SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
+                "SELECT seq, checkpoint FROM ledger_entries WHERE checkpoint IS NOT NULL "
+                "ORDER BY seq DESC LIMIT 1"
             ).fetchone()
         except sqlite3.Error as e:
             raise self._unavailable(e) from None
-        return None if row is None else (int(row[0]), str(row[1]))
+        return None if row is None else (int(row[0]) + 1, str(row[1]))
 
     def checkpoint_at(self, size: int) -> str | None:
         try:
             row = self._raw.execute(
-                "SELECT note FROM ledger_checkpoints WHERE size = ?", (size,)
+                "SELECT checkpoint FROM ledger_entries WHERE seq = ?", (size - 1,)
             ).fetchone()
         except sqlite3.Error as e:
             raise self._unavailable(e) from None
-        return None if row is None else str(row[0])
+        return None if row is None or row[0] is None else str(row[0])
 
     def iter_checkpoints(self, start_size: int = 0) -> Iterator[tuple[int, str]]:
-        pos = start_size
-        try:
-            while True:
-                rows = self._raw.execute(
-                    "SELECT size, note FROM ledger_checkpoints WHERE size >= ? "
-                    "ORDER BY size LIMIT 4096",
-                    (pos,),
-                ).fetchall()
-                if not rows:
-                    return
-                yield from rows
-                pos = rows[-1][0] + 1
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
+        for seq, _, checkpoint in self.iter_rows(max(start_size - 1, 0)):
+            if checkpoint is not None and seq + 1 >= start_size:
+                yield seq + 1, checkpoint
 
     def close(self) -> None:
         try:
