@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Usage errors (exit 2), ``--help`` and explicit exits are handled by typer itself.
     """
-    from starter_contracts import StarterError
+    from starter_contracts.errors import StarterError
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("STARTER_DEBUG") == "1"

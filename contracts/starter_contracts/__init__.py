@@ -3,17 +3,28 @@
 For: the value types that cross a boundary between the ledger, the CLI and the backend (the signed
 entry envelope, the checkpoint, the public JWK) and the base error every Starter package raises.
 Not for: behaviour. Nothing here reads the environment, opens a file or socket, or imports a server,
-database or cloud SDK, so any process can import it at no cost.
+database or cloud SDK. Names are loaded on first use, so importing the package (for example to
+reach ``StarterError``) does not import pydantic.
 """
 
-from starter_contracts.errors import StarterError
-from starter_contracts.jwk import Ed25519PublicJWK
-from starter_contracts.ledger import (
-    ENTRY_MEDIA_TYPE,
-    ORIGIN_PATTERN,
-    Checkpoint,
-    Envelope,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starter_contracts.errors import StarterError
+    from starter_contracts.jwk import Ed25519PublicJWK
+    from starter_contracts.ledger import ENTRY_MEDIA_TYPE, ORIGIN_PATTERN, Checkpoint, Envelope
+
+_WHERE = {
+    "ENTRY_MEDIA_TYPE": "starter_contracts.ledger",
+    "ORIGIN_PATTERN": "starter_contracts.ledger",
+    "Checkpoint": "starter_contracts.ledger",
+    "Ed25519PublicJWK": "starter_contracts.jwk",
+    "Envelope": "starter_contracts.ledger",
+    "StarterError": "starter_contracts.errors",
+}
 
 __all__ = [
     "ENTRY_MEDIA_TYPE",
@@ -23,3 +34,17 @@ __all__ = [
     "Envelope",
     "StarterError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        msg = f"module 'starter_contracts' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -48,7 +48,7 @@ class Envelope(BaseModel):
     @classmethod
     def _real_time(cls, value: str) -> str:
         try:
-            dt.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
+            dt.datetime.fromisoformat(value[:19])
         except ValueError:
             msg = f"{value!r} is not a real date and time"
             raise ValueError(msg) from None

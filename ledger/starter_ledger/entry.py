@@ -36,14 +36,14 @@ class Entry:
 
 def format_time(moment: dt.datetime) -> str:
     """RFC 3339 UTC with millisecond precision and a ``Z`` suffix."""
-    utc = moment.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def encode_entry(envelope: Envelope, signer: Signer) -> bytes:
-    """Sign ``envelope`` with ``signer``; the result is the entry's verbatim bytes."""
-    payload = canonicalize(envelope.model_dump(mode="json"))
-    return sign_compact(payload, signer, ENTRY_MEDIA_TYPE).encode("ascii")
+def encode_entry(envelope: Envelope | dict[str, Any], signer: Signer) -> bytes:
+    """Sign ``envelope`` (the model, or its already validated JSON form) with ``signer``; the
+    result is the entry's verbatim bytes."""
+    value = envelope.model_dump(mode="json") if isinstance(envelope, Envelope) else envelope
+    return sign_compact(canonicalize(value), signer, ENTRY_MEDIA_TYPE).encode("ascii")
 
 
 def decode_envelope(payload: bytes) -> Envelope:

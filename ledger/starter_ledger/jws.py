@@ -8,6 +8,7 @@ algorithms, no JSON serialization).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -35,26 +36,21 @@ class CompactJWS:
         return str(self.header["kid"])
 
 
+@functools.lru_cache(maxsize=256)
+def _encoded_header(kid: str, typ: str) -> str:
+    return b64url_encode(canonicalize({"alg": "EdDSA", "kid": kid, "typ": typ}))
+
+
 def sign_compact(payload: bytes, signer: Signer, typ: str) -> str:
     """Sign ``payload`` with ``signer``: header ``{"alg":"EdDSA","kid":...,"typ":typ}``."""
-    header = canonicalize({"alg": "EdDSA", "kid": signer.kid, "typ": typ})
-    signing_input = b64url_encode(header) + "." + b64url_encode(payload)
+    signing_input = _encoded_header(signer.kid, typ) + "." + b64url_encode(payload)
     signature = signer.sign(signing_input.encode("ascii"))
     return signing_input + "." + b64url_encode(signature)
 
 
-def parse_compact(token: str | bytes, typ: str) -> CompactJWS:
-    """Parse a compact JWS whose header must be exactly ``alg`` EdDSA, ``kid``, ``typ``."""
-    if isinstance(token, str):
-        if not token.isascii():
-            raise FormatError("a compact JWS holds only ASCII characters")
-        raw = token.encode("ascii")
-    else:
-        raw = token
-    parts = raw.split(b".")
-    if len(parts) != 3:
-        raise FormatError(f"a compact JWS has 3 dot-separated parts, this has {len(parts)}")
-    header_b64, payload_b64, sig_b64 = parts
+@functools.lru_cache(maxsize=1024)
+def _parse_header(header_b64: bytes, typ: str) -> tuple[tuple[str, Any], ...]:
+    """Decode and check a protected header (cached: one signer's headers are all alike)."""
     header_bytes = b64url_decode(header_b64)
     try:
         header = json.loads(header_bytes)
@@ -70,6 +66,22 @@ def parse_compact(token: str | bytes, typ: str) -> CompactJWS:
         raise FormatError("JWS kid must be an RFC 7638 thumbprint (43 base64url characters)")
     if canonicalize(header) != header_bytes:
         raise FormatError("JWS protected header is not in RFC 8785 canonical form")
+    return tuple(header.items())
+
+
+def parse_compact(token: str | bytes, typ: str) -> CompactJWS:
+    """Parse a compact JWS whose header must be exactly ``alg`` EdDSA, ``kid``, ``typ``."""
+    if isinstance(token, str):
+        if not token.isascii():
+            raise FormatError("a compact JWS holds only ASCII characters")
+        raw = token.encode("ascii")
+    else:
+        raw = token
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise FormatError(f"a compact JWS has 3 dot-separated parts, this has {len(parts)}")
+    header_b64, payload_b64, sig_b64 = parts
+    header = dict(_parse_header(header_b64, typ))
     signature = b64url_decode(sig_b64)
     if len(signature) != 64:
         raise FormatError("an EdDSA (Ed25519) signature has 64 bytes")

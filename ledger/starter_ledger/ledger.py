@@ -293,24 +293,29 @@ class Ledger:
         now = format_time(self.clock.now())
         new_entries: list[NewEntry] = []
         nodes: list[tuple[int, int, bytes]] = []
-        for type_, version, payload in prepared:
+        for i, (type_, version, payload) in enumerate(prepared):
             seq = frontier.size
-            try:
-                envelope = Envelope(
-                    origin=ledger_origin,
-                    seq=seq,
-                    type=type_,
-                    schema_version=version,
-                    occurred_at=now,
-                    actor=actor,
-                    prev_root=b64_encode(frontier.root()),
-                    payload=payload,
-                )
-            except ValidationError as e:
-                err = e.errors(include_url=False)[0]
-                raise InputRejectedError(
-                    f"entry field {'.'.join(map(str, err['loc']))} is invalid: {err['msg']}"
-                ) from None
+            envelope = {
+                "actor": actor,
+                "occurred_at": now,
+                "origin": ledger_origin,
+                "payload": payload,
+                "prev_root": b64_encode(frontier.root()),
+                "schema_version": version,
+                "seq": seq,
+                "type": type_,
+            }
+            if i == 0:
+                # Entries of one append differ only in fields that are valid by construction
+                # (seq, prev_root, a registered type and version, a payload its model accepted),
+                # so validating the first envelope validates them all.
+                try:
+                    Envelope.model_validate(envelope)
+                except ValidationError as e:
+                    err = e.errors(include_url=False)[0]
+                    raise InputRejectedError(
+                        f"entry field {'.'.join(map(str, err['loc']))} is invalid: {err['msg']}"
+                    ) from None
             try:
                 signers.apply(seq, ledger_origin, type_, payload, signer.kid)
             except TrustViolation as e:

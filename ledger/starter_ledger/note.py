@@ -9,6 +9,7 @@ which key must have signed a checkpoint (that is the ledger's trust model, see
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ _DASH = "\u2014 "
 MAX_NOTE_BYTES = 1 << 16
 
 
+@functools.lru_cache(maxsize=256)
 def key_id(name: str, public_key: bytes) -> bytes:
     """Signed-note key ID: first 4 bytes of SHA-256(name || 0x0A || 0x01 || public key)."""
     return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519_ALG]) + public_key).digest()[:4]
