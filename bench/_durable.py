@@ -343,8 +343,11 @@ def _ours_bytes(ws: Workspace, n: int, batch: int) -> tuple[float, dict[str, flo
     conn = sqlite3.connect(db)
     try:
         entry = conn.execute("SELECT avg(length(entry)), count(*) FROM ledger_entries").fetchone()
-        cps = conn.execute("SELECT avg(length(note)), count(*) FROM ledger_checkpoints").fetchone()
-        nodes = conn.execute("SELECT count(*) FROM ledger_nodes").fetchone()[0]
+        cps = conn.execute(
+            "SELECT avg(length(checkpoint)), count(checkpoint) FROM ledger_entries"
+        ).fetchone()
+        # each row holds the hashes (32 B each) of the subtrees its entry completes
+        nodes = conn.execute("SELECT sum(length(nodes)) / 32 FROM ledger_entries").fetchone()[0]
     finally:
         conn.close()
     parts = {
@@ -387,7 +390,7 @@ def disk(ws: Workspace, sizes: Sizes) -> list[Row]:
         f"(the issue quotes eventsourcing at 1,419 B). Ours, 1 event/tx: an entry (compact JWS: "
         f"base64url of the signed envelope) averages {sp['entry_bytes']:,.0f} B, plus one signed "
         f"checkpoint note of {sp['checkpoint_bytes']:,.0f} B per append and "
-        f"{sp['nodes_per_entry']:.2f} Merkle node rows per entry; batched: "
+        f"{sp['nodes_per_entry']:.2f} Merkle node hashes per entry (in the entry row); batched: "
         f"{mp['checkpoints']:,} checkpoints in all. eventsourcing's stored state averages "
         f"{es_state:,.0f} B (plain JSON)."
     )

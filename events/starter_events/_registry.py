@@ -59,13 +59,13 @@ def _known_list() -> str:
 
 def latest_version(type_: str) -> int:
     """The newest schema version of ``type_``; raises ``UnknownEventTypeError``."""
-    versions = known_types().get(type_)
+    versions = [v for t, v in _REGISTRY if t == type_]
     if not versions:
         raise UnknownEventTypeError(
             f"unknown event type {type_!r}",
             hint=f"known types: {_known_list()}",
         )
-    return versions[-1]
+    return max(versions)
 
 
 def lookup(type_: str, schema_version: int) -> EventType:

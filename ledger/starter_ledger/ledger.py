@@ -96,6 +96,7 @@ class Ledger:
         self.max_payload_bytes = max_payload_bytes
         self.retries = retries
         self._head: _Head | None = None
+        self._valid_envelope_parts: set[tuple[str, str]] = set()
 
     @classmethod
     def open(cls, url: str, *, create: bool = False, **kwargs: Any) -> Ledger:
@@ -305,10 +306,11 @@ class Ledger:
                 "seq": seq,
                 "type": type_,
             }
-            if i == 0:
-                # Entries of one append differ only in fields that are valid by construction
-                # (seq, prev_root, a registered type and version, a payload its model accepted),
-                # so validating the first envelope validates them all.
+            if i == 0 and (actor, ledger_origin) not in self._valid_envelope_parts:
+                # Envelopes differ only in fields that are valid by construction (seq, prev_root,
+                # a registered type and version, a payload its model accepted, our own clock's
+                # time) and in actor and origin: one full validation per actor and origin covers
+                # every envelope this ledger object builds with them.
                 try:
                     Envelope.model_validate(envelope)
                 except ValidationError as e:
@@ -316,6 +318,7 @@ class Ledger:
                     raise InputRejectedError(
                         f"entry field {'.'.join(map(str, err['loc']))} is invalid: {err['msg']}"
                     ) from None
+                self._valid_envelope_parts.add((actor, ledger_origin))
             try:
                 signers.apply(seq, ledger_origin, type_, payload, signer.kid)
             except TrustViolation as e:

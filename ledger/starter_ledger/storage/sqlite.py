@@ -92,6 +92,7 @@ class SQLiteStore:
                     f"cannot create the folder of {self.path}: {e.strerror}"
                 ) from None
         self._in_txn = False
+        self._txn_size: int | None = None
         self._engine = self._make_engine(busy_timeout_ms)
         try:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -189,11 +190,16 @@ class SQLiteStore:
         return self._url
 
     def size(self) -> int:
+        if self._txn_size is not None:
+            return self._txn_size  # no other writer can move it while we hold the lock
         try:
             row = self._raw.execute("SELECT max(seq) FROM ledger_entries").fetchone()
         except sqlite3.Error as e:
             raise self._unavailable(e) from None
-        return 0 if row[0] is None else int(row[0]) + 1
+        size = 0 if row[0] is None else int(row[0]) + 1
+        if self._in_txn:
+            self._txn_size = size
+        return size
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -226,6 +232,7 @@ class SQLiteStore:
             raise
         finally:
             self._in_txn = False
+            self._txn_size = None
 
     def append(self, batch: AppendBatch) -> None:
         with self.writing():
@@ -233,8 +240,7 @@ class SQLiteStore:
 
     def _insert(self, batch: AppendBatch) -> None:
         raw = self._raw
-        row = raw.execute("SELECT max(seq) FROM ledger_entries").fetchone()
-        size = 0 if row[0] is None else int(row[0]) + 1
+        size = self.size()
         if size != batch.expected_size:
             raise ConflictError(
                 f"ledger has {size} entries, the appender expected {batch.expected_size}",
@@ -252,6 +258,7 @@ class SQLiteStore:
                 f"another appender wrote position {batch.expected_size} first: {e}",
                 hint="re-read the ledger and append again",
             ) from None
+        self._txn_size = size + len(batch.entries)
 
     def iter_entries(
         self, start: int = 0, end: int | None = None, chunk: int = 2048
