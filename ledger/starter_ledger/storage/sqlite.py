@@ -56,6 +56,9 @@ def _rows(batch: AppendBatch) -> list[tuple[int, bytes, str, bytes, str | None]]
     return rows
 
 
+#: SQLite page size of new ledger files.
+PAGE_SIZE = 16384
+
 #: How long a writer waits for another writer's transaction, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -133,6 +136,9 @@ class SQLiteStore:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             cur = dbapi_conn.cursor()
+            # Takes effect only on a new file: rows of ~2.4 KB pack 6 to a 16 KiB page, where a
+            # 4 KiB page would hold one and waste the rest. Commit cost is the same.
+            cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
