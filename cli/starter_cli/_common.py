@@ -81,18 +81,10 @@ def print_json(value: Any) -> None:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename: never half-written."""
-    from starter_ledger.errors import InputRejectedError
+    from starter_ledger.files import atomic_write
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InputRejectedError(f"cannot write {path}: {e.strerror}") from None
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 @contextmanager

@@ -10,15 +10,17 @@ normative text. Not for: importing a bundle into a new database.
 from __future__ import annotations
 
 import json
-import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from starter_ledger.errors import FormatError, InputRejectedError
+from starter_ledger.files import atomic_write
 from starter_ledger.storage import LedgerStore
 
 BUNDLE_FORMAT = "starter-ledger-bundle"
+_COMPACT_JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 BUNDLE_VERSION = 1
 
 
@@ -31,34 +33,26 @@ def export_bundle(
 ) -> int:
     """Write every entry and checkpoint of ``store`` to ``out``; returns the number of entries."""
     size = store.size()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    checkpoints = store.iter_checkpoints(1)
-    pending = next(checkpoints, None)
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            header = {
-                "format": BUNDLE_FORMAT,
-                "origin": origin,
-                "size": size,
-                "version": BUNDLE_VERSION,
-            }
-            f.write(json.dumps(header, sort_keys=True) + "\n")
-            for seq, raw in store.iter_entries(0, size):
-                f.write(f'{{"entry":"{raw.decode("ascii")}","seq":{seq}}}\n')
-                while pending is not None and pending[0] <= seq + 1:
-                    f.write(json.dumps({"checkpoint": pending[1]}) + "\n")
-                    pending = next(checkpoints, None)
-                if progress is not None and seq % 4096 == 0:
-                    progress(seq + 1, size)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InputRejectedError(f"cannot write bundle {out}: {e.strerror}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    iter_rows = getattr(store, "iter_rows", None)
+    if iter_rows is not None:  # entries and checkpoints in one pass
+        rows: Iterator[tuple[int, bytes, str | None]] = iter_rows(0, size)
+    else:
+        checkpoints = dict(store.iter_checkpoints(1))
+        rows = ((seq, raw, checkpoints.get(seq + 1)) for seq, raw in store.iter_entries(0, size))
+    header = {"format": BUNDLE_FORMAT, "origin": origin, "size": size, "version": BUNDLE_VERSION}
+    with atomic_write(out, "bundle") as f:
+        f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
+        for seq, raw, checkpoint in rows:
+            if not _COMPACT_JWS.fullmatch(raw):
+                raise FormatError(
+                    f"stored entry {seq} is not a compact JWS; the ledger is damaged",
+                    hint="run 'starter-cli ledger verify' to see what is wrong",
+                )
+            f.write(b'{"entry":"' + raw + b'","seq":' + str(seq).encode() + b"}\n")
+            if checkpoint is not None:
+                f.write(json.dumps({"checkpoint": checkpoint}).encode() + b"\n")
+            if progress is not None and seq % 4096 == 0:
+                progress(seq + 1, size)
     if progress is not None:
         progress(size, size)
     return size
