@@ -49,13 +49,28 @@ def default_key_url(ledger_url: str) -> str:
 
 
 def resolve_actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    """The actor to record: given, or user@host; refused when it could not be stored."""
+    from starter_ledger.errors import InputRejectedError
+
+    if actor is None:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+        actor = f"{user}@{socket.gethostname()}"
+    if not actor or len(actor) > 256 or "\n" in actor or "\r" in actor:
+        raise InputRejectedError(
+            f"actor {safe(actor)!r} is not allowed",
+            hint="use 1-256 characters without line breaks (--actor or STARTER_ACTOR)",
+        )
+    return actor
+
+
+def safe(text: str) -> str:
+    """``text`` with control characters escaped, fit to print on a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def max_payload_bytes(value: int | None) -> int:
@@ -113,10 +128,11 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
 
 
 def read_text_file(path: Path, what: str) -> str:
+    """A text file; CRLF line ends (a checkpoint committed through git on Windows) become LF."""
     from starter_ledger.errors import InputRejectedError
 
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8").replace("\r\n", "\n")
     except FileNotFoundError:
         raise InputRejectedError(f"no {what} at {path}") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -33,7 +33,10 @@ def _root(
 ) -> None:
     """Starter platform CLI: a signed, Merkle-verifiable audit-and-release ledger."""
     if debug:
-        os.environ["STARTER_DEBUG"] = "1"
+        os.environ["STARTER_DEBUG"] = "1"  # seen by main()'s error boundary
+
+
+TRUTHY = ("1", "true", "yes", "on")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     from starter_contracts.errors import StarterError
 
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args or os.environ.get("STARTER_DEBUG") == "1"
+    debug = "--debug" in args or os.environ.get("STARTER_DEBUG", "").lower() in TRUTHY
     try:
         app(args=args, prog_name="starter-cli")
     except StarterError as e:

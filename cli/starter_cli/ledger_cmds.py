@@ -7,7 +7,9 @@ calls the library, and prints human text or ``--json``. Errors propagate to the 
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from starter_cli._common import (
     progress_bar,
     read_text_file,
     resolve_actor,
+    safe,
     write_atomically,
 )
 
@@ -54,6 +57,27 @@ def _signer(key: str | None, ledger_url: str) -> Signer:
     return open_keystore(key or default_key_url(ledger_url)).load()
 
 
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :].split("?", 1)[0])
+    return None
+
+
+def _sqlite_files(db: Path) -> list[Path]:
+    return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+
+
+@contextlib.contextmanager
+def _removed_on_error(paths: list[Path]) -> Iterator[None]:
+    """Remove files this command created if it then fails: a refused command leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def _b64(data: bytes) -> str:
     from starter_ledger.encoding import b64_encode
 
@@ -82,8 +106,8 @@ def init(
     import re
 
     from starter_contracts import ORIGIN_PATTERN
-    from starter_ledger.errors import InputRejectedError
-    from starter_ledger.keystore import open_keystore
+    from starter_ledger.errors import InputRejectedError, LedgerExistsError
+    from starter_ledger.keystore import FileKeyStore, open_keystore
     from starter_ledger.ledger import Ledger
 
     if not re.fullmatch(ORIGIN_PATTERN, origin):
@@ -92,11 +116,23 @@ def init(
             hint="use 1-255 printable ASCII characters without spaces or '+', "
             "e.g. example.com/ledger",
         )
+    who = resolve_actor(actor)  # validated before anything is created
+    db = _sqlite_path(ledger)
+    if db is None or db.exists():
+        with Ledger.open(ledger) as existing:  # refuses a file that is not a ledger
+            if existing.size():
+                raise LedgerExistsError(
+                    f"ledger {ledger} already has {existing.size()} entries",
+                    hint="use it as it is, or choose another --ledger",
+                )
+    created_files = [] if db is None or db.exists() else _sqlite_files(db)
     store = open_keystore(key or default_key_url(ledger))
     created = not store.exists()
     signer = store.create() if created else store.load()
-    with Ledger.open(ledger, create=True) as led:
-        result = led.init(origin, signer, resolve_actor(actor), description=description)
+    if created and isinstance(store, FileKeyStore):
+        created_files.append(store.path)
+    with _removed_on_error(created_files), Ledger.open(ledger, create=True) as led:
+        result = led.init(origin, signer, who, description=description)
     import hashlib
 
     genesis = hashlib.sha256(result.entries[0]).hexdigest()
@@ -215,8 +251,8 @@ def show(
             text = json.dumps(env.payload, sort_keys=True, ensure_ascii=False)
             text = text if len(text) <= 60 else text[:59] + "…"
             typer.echo(
-                f"{seq:>6}  {env.occurred_at:<24}  {env.type:<18}  {env.actor[:16]:<16}  "
-                f"{e.kid[:8]}  {text}"
+                f"{seq:>6}  {env.occurred_at:<24}  {env.type:<18}  {safe(env.actor)[:16]:<16}  "
+                f"{e.kid[:8]}  {safe(text)}"
             )
 
 
@@ -305,7 +341,7 @@ def verify(
         f = report.first_failure
         where = f"entry {f.seq}" if f and f.seq is not None else "ledger"
         check, message = (f.check, f.message) if f else ("unknown", "verification failed")
-        typer.echo(f"FAILED {report.source}: {where}: {check}: {message}", err=True)
+        typer.echo(f"FAILED {report.source}: {where}: {check}: {safe(message)}", err=True)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -446,20 +482,29 @@ def signer_add(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Authorise a new signer (signer.added, with its proof of possession)."""
-    from starter_ledger.keystore import open_keystore
+    from starter_ledger.errors import NotAuthorisedError
+    from starter_ledger.keystore import FileKeyStore, open_keystore
     from starter_ledger.trust import make_proof_of_possession
 
+    who = resolve_actor(actor)
     with _open(ledger) as led:
         signer = _signer(key, ledger)
+        if signer.kid not in led.signer_set().authorised:
+            raise NotAuthorisedError(
+                f"key {signer.kid} is not an authorised signer of {ledger}",
+                hint="sign with an authorised signer's key (see 'starter-cli ledger signer list')",
+            )
         store = open_keystore(new_key)
         created = not store.exists()
         new = store.create() if created else store.load()
-        payload = {
-            "jwk": new.public_jwk,
-            "note": note,
-            "proof_of_possession": make_proof_of_possession(led.origin(), new),
-        }
-        result = led.append("signer.added", payload, signer, resolve_actor(actor))
+        undo = [store.path] if created and isinstance(store, FileKeyStore) else []
+        with _removed_on_error(undo):
+            payload = {
+                "jwk": new.public_jwk,
+                "note": note,
+                "proof_of_possession": make_proof_of_possession(led.origin(), new),
+            }
+            result = led.append("signer.added", payload, signer, who)
     if json_out:
         print_json(
             {"seq": result.first_seq, "kid": new.kid, "key": store.url, "key_created": created}

@@ -35,7 +35,7 @@ def export_bundle(
     size = store.size()
     iter_rows = getattr(store, "iter_rows", None)
     if iter_rows is not None:  # entries and checkpoints in one pass
-        rows: Iterator[tuple[int, bytes, str | None]] = iter_rows(0, size)
+        rows: Iterator[tuple[int, bytes, str | None]] = (r[:3] for r in iter_rows(0, size))
     else:
         checkpoints = dict(store.iter_checkpoints(1))
         rows = ((seq, raw, checkpoints.get(seq + 1)) for seq, raw in store.iter_entries(0, size))
@@ -56,6 +56,14 @@ def export_bundle(
     if progress is not None:
         progress(size, size)
     return size
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        msg = "an object has duplicate members"
+        raise ValueError(msg)
+    return dict(pairs)
 
 
 class BundleSource:
@@ -87,9 +95,11 @@ class BundleSource:
 
     def _json(self, line: str, lineno: int) -> dict[str, Any]:
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise FormatError(f"{self.path} line {lineno} is not JSON: {e.msg}") from None
+            value = json.loads(line, object_pairs_hook=_no_duplicates)
+        except (ValueError, RecursionError) as e:
+            raise FormatError(
+                f"{self.path} line {lineno} is not acceptable JSON: {str(e)[:120]}"
+            ) from None
         if not isinstance(value, dict):
             raise FormatError(f"{self.path} line {lineno} is not a JSON object")
         return value
@@ -131,7 +141,7 @@ class BundleSource:
             if set(obj) != {"checkpoint"} or not isinstance(note, str):
                 raise FormatError(f"{self.path} line {lineno}: malformed checkpoint line")
             size_line = note.split("\n", 2)[1] if note.count("\n") >= 2 else ""
-            if not (size_line.isascii() and size_line.isdigit()):
+            if not (size_line.isascii() and size_line.isdigit() and len(size_line) <= 19):
                 raise FormatError(f"{self.path} line {lineno}: checkpoint has no size line")
             if int(size_line) >= start_size:
                 yield int(size_line), note

@@ -70,8 +70,8 @@ def parse_canonical(data: bytes) -> Any:
     """Parse JSON bytes and insist that they are already in RFC 8785 canonical form."""
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"not JSON: {e}") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, huge integers, deep nesting
+        raise FormatError(f"not acceptable JSON: {type(e).__name__}: {str(e)[:120]}") from None
     if canonicalize(value) != data:
         raise FormatError("JSON is not in RFC 8785 canonical form")
     return value

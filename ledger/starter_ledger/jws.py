@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from starter_ledger.encoding import b64url_decode, b64url_encode
 from starter_ledger.errors import FormatError
 from starter_ledger.jcs import canonicalize
 from starter_ledger.keys import Signer
+
+_KID = re.compile(r"[A-Za-z0-9_-]{43}")
 
 #: ``typ`` of a proof of possession JWS inside ``signer.added``.
 POP_MEDIA_TYPE = "starter-ledger-pop+jws"
@@ -54,7 +57,7 @@ def _parse_header(header_b64: bytes, typ: str) -> tuple[tuple[str, Any], ...]:
     header_bytes = b64url_decode(header_b64)
     try:
         header = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         raise FormatError("JWS protected header is not JSON") from None
     if not isinstance(header, dict) or set(header) != {"alg", "kid", "typ"}:
         raise FormatError("JWS protected header must hold exactly alg, kid and typ")
@@ -62,7 +65,7 @@ def _parse_header(header_b64: bytes, typ: str) -> tuple[tuple[str, Any], ...]:
         raise FormatError(f"JWS alg must be EdDSA, not {header['alg']!r}")
     if header["typ"] != typ:
         raise FormatError(f"JWS typ must be {typ!r}, not {header['typ']!r}")
-    if not isinstance(header["kid"], str) or len(header["kid"]) != 43:
+    if not isinstance(header["kid"], str) or not _KID.fullmatch(header["kid"]):
         raise FormatError("JWS kid must be an RFC 7638 thumbprint (43 base64url characters)")
     if canonicalize(header) != header_bytes:
         raise FormatError("JWS protected header is not in RFC 8785 canonical form")

@@ -326,9 +326,11 @@ class Ledger:
                     raise NotAuthorisedError(
                         f"key {signer.kid} may not sign entry {seq}: {e.message}",
                         hint="sign with an authorised signer's key (see 'starter-cli ledger "
-                        "signers')",
+                        "signer list')",
                     ) from None
-                raise InputRejectedError(e.message) from None
+                raise InputRejectedError(
+                    e.message, hint="see the trust rules in docs/ledger-format.md, section 9"
+                ) from None
             except FormatError as e:
                 raise InputRejectedError(e.message) from None
             raw = encode_entry(envelope, signer)
@@ -359,9 +361,10 @@ def parse_payload_json(data: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) 
         )
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, huge integers, deep nesting
         raise InputRejectedError(
-            f"payload is not valid JSON: {e}", hint='pass a JSON object, e.g. \'{"text": "hi"}\''
+            f"payload is not valid JSON: {str(e)[:160]}",
+            hint='pass a JSON object, e.g. \'{"text": "hi"}\'',
         ) from None
     if not isinstance(value, dict):
         raise InputRejectedError(

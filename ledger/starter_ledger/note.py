@@ -134,6 +134,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if (
         not size_line.isascii()
         or not size_line.isdigit()
+        or len(size_line) > 19
         or (len(size_line) > 1 and size_line.startswith("0"))
     ):
         raise FormatError(f"checkpoint size {size_line!r} is not a decimal without leading zeros")

@@ -130,6 +130,9 @@ def check_chunk(rows: list[tuple[int, bytes]], keys: dict[str, bytes]) -> list[_
         except EventError as e:
             out.append((seq, lh, None, ("payload", e.message)))
             continue
+        except (ValueError, TypeError, RecursionError) as e:  # hostile bytes must not crash
+            out.append((seq, lh, None, ("entry-format", f"entry cannot be decoded: {e!s:.120}")))
+            continue
         kid = entry.kid
         payload = env.payload
         if env.type == "ledger.genesis":
@@ -235,9 +238,11 @@ class _Replay:
         if live:
             checkpoints = (c for c in checkpoints if c[0] <= final_size)
         self.checkpoints = checkpoints
-        self.next_cp = next(checkpoints, None)
+        self.next_cp: tuple[int, str] | None = None  # fetched when first needed
         self.final_size = final_size
         self.final_checked = False
+        #: Stored tree nodes to compare with the recomputed ones, when the source has them.
+        self.stored_nodes: deque[tuple[int, bytes]] | None = None
         self.pin = pin
         self.genesis_sha256: str | None = None
         self.checkpoints_checked = 0
@@ -283,7 +288,15 @@ class _Replay:
             raise _Failed(seq, e.check, e.message) from None
         except FormatError as e:
             raise _Failed(seq, "payload", e.message) from None
-        self.frontier.append(lh)
+        created = self.frontier.append(lh)
+        if self.stored_nodes is not None:
+            while self.stored_nodes and self.stored_nodes[0][0] < seq:
+                self.stored_nodes.popleft()
+            stored = self.stored_nodes.popleft()[1] if self.stored_nodes else b""
+            if stored != b"".join(h for _, _, h in created):
+                raise _Failed(
+                    seq, "tree-nodes", f"the tree nodes stored with entry {seq} are not its own"
+                )
         root = self.frontier.root()
         self._prev_root = b64_encode(root)
         self.last_kid = kid
@@ -406,6 +419,8 @@ class _Feed:
 
     def __init__(self) -> None:
         self.items: deque[tuple[int, str]] = deque()
+        #: (seq, stored tree nodes) of rows read but not yet replayed.
+        self.nodes: deque[tuple[int, bytes]] = deque()
 
     def __iter__(self) -> _Feed:
         return self
@@ -417,11 +432,12 @@ class _Feed:
 
 
 def _split_rows(
-    rows: Iterator[tuple[int, bytes, str | None]], feed: _Feed
+    rows: Iterator[tuple[int, bytes, str | None, bytes]], feed: _Feed
 ) -> Iterator[tuple[int, bytes]]:
-    for seq, entry, checkpoint in rows:
+    for seq, entry, checkpoint, nodes in rows:
         if checkpoint is not None:
             feed.items.append((seq + 1, checkpoint))
+        feed.nodes.append((seq, nodes))
         yield seq, entry
 
 
@@ -468,6 +484,7 @@ def _run(
         feed = _Feed()
         replay.checkpoints = feed
         replay.next_cp = None
+        replay.stored_nodes = feed.nodes
         entries = _split_rows(iter_rows(start, replay.final_size, CHUNK), feed)
     keys = _seed_keys(source, replay)
     items = _checked(entries, lambda: {**keys, **replay.signers.known}, jobs)
@@ -657,12 +674,14 @@ def verify_from_checkpoint(
                 f"the ledger's tree at size {pin.size} differs from the trusted checkpoint: "
                 "history was rewritten",
             )
-        signers, genesis = _signers_at(store, pin, genesis_sha256)
+        signers, genesis, last_key = _signers_at(store, pin, genesis_sha256)
         replay = _Replay(
             frontier, signers, store.iter_checkpoints(pin.size + 1), size, None, live=True
         )
         replay.genesis_sha256 = genesis
         replay.final_checked = size == pin.size
+        if size == pin.size:
+            _check_stored_newest(store, pin, signers.origin or "", last_key)
         new_root = Frontier(size, store.read_nodes(frontier_coords(size))).root()
         proof = consistency_proof(pin.size, size, store.read_nodes)
         try:
@@ -700,12 +719,36 @@ def _proved_entry(store: Any, seq: int, pin: _Pin) -> bytes:
     return raw
 
 
-def _signers_at(store: Any, pin: _Pin, genesis_sha256: str | None) -> tuple[SignerSet, str | None]:
+def _check_stored_newest(store: Any, pin: _Pin, origin: str, public_key: bytes) -> None:
+    """With nothing new, the stored newest checkpoint (the one handed out) must be the pin's
+    statement, signed by the signer of the last entry."""
+    note = store.checkpoint_at(pin.size)
+    try:
+        signed = parse_note(note) if note is not None else None
+    except FormatError:
+        signed = None
+    if (
+        signed is None
+        or signed.text != parse_note(pin.note).text
+        or not signed.verify(origin, public_key)
+    ):
+        raise _Failed(
+            pin.size - 1,
+            "checkpoint",
+            f"the stored checkpoint for size {pin.size} is missing, differs from the trusted one "
+            "or is not signed by the signer of the last entry",
+        )
+
+
+def _signers_at(
+    store: Any, pin: _Pin, genesis_sha256: str | None
+) -> tuple[SignerSet, str | None, bytes]:
     """The signer set at the trusted checkpoint, from proved signer events and the pin itself.
 
-    Returns it with the genesis entry's SHA-256. Entries are proved by inclusion proofs against the
-    trusted root, so a tampered database cannot change them; the ``type`` index may hide signer
-    events, but the authorised set comes from the pin's signers line, which its signature covers.
+    Returns it with the genesis entry's SHA-256 and the public key of the last entry's signer.
+    Entries are proved by inclusion proofs against the trusted root, so a tampered database cannot
+    change them; the ``type`` index may hide signer events, but the authorised set comes from the
+    pin's signers line, which its signature covers.
     """
     signers = SignerSet(size=pin.size)
     genesis: str | None = None
@@ -751,4 +794,4 @@ def _signers_at(store: Any, pin: _Pin, genesis_sha256: str | None) -> tuple[Sign
             "checkpoint-pin",
             f"trusted checkpoint is not signed by the signer of entry {pin.size - 1}",
         )
-    return signers, genesis
+    return signers, genesis, public_key

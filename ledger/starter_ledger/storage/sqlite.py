@@ -30,6 +30,21 @@ from starter_ledger.trust import SIGNER_EVENT_TYPES
 __all__ = ["SQLiteStore"]
 
 
+def _as_bytes(value: object) -> bytes:
+    """Column values as the bytes verification expects, whatever type a damaged file stored."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogateescape")
+
+
+def _as_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
 def _rows(batch: AppendBatch) -> list[tuple[int, bytes, str, bytes, str | None]]:
     """One row per entry: its nodes (leaf first, then parents) and, on the last, the checkpoint."""
     first = batch.expected_size
@@ -85,8 +100,14 @@ class SQLiteStore:
                 hint="create one with 'starter-cli ledger init', or pass --ledger / "
                 "STARTER_LEDGER_URL",
             )
-        if self.path.exists() and self.path.stat().st_size > 0:
-            self._probe()
+        if self.path.exists():
+            if self.path.stat().st_size > 0:
+                self._probe()
+            elif not create:
+                raise LedgerUnavailableError(
+                    f"{self.path} is an empty file, not a Starter ledger",
+                    hint="point --ledger at a ledger created by 'starter-cli ledger init'",
+                )
         if create:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,25 +290,28 @@ class SQLiteStore:
     def iter_entries(
         self, start: int = 0, end: int | None = None, chunk: int = 2048
     ) -> Iterator[tuple[int, bytes]]:
-        for seq, entry, _ in self.iter_rows(start, end, chunk):
+        for seq, entry, _, _ in self.iter_rows(start, end, chunk):
             yield seq, entry
 
     def iter_rows(
         self, start: int = 0, end: int | None = None, chunk: int = 2048
-    ) -> Iterator[tuple[int, bytes, str | None]]:
-        """(seq, entry bytes, checkpoint or None) in order: entries and checkpoints in one pass."""
+    ) -> Iterator[tuple[int, bytes, str | None, bytes]]:
+        """(seq, entry bytes, checkpoint or None, stored tree nodes) in order, in one pass."""
         stop = self.size() if end is None else end
         pos = start
         try:
             while pos < stop:
-                upto = min(pos + chunk, stop)
+                # Paged by the last row seen, not by position: a sparse seq costs nothing extra.
                 rows = self._raw.execute(
-                    "SELECT seq, entry, checkpoint FROM ledger_entries "
-                    "WHERE seq >= ? AND seq < ? ORDER BY seq",
-                    (pos, upto),
+                    "SELECT seq, entry, checkpoint, nodes FROM ledger_entries "
+                    "WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
+                    (pos, stop, chunk),
                 ).fetchall()
-                yield from rows
-                pos = upto
+                if not rows:
+                    return
+                for seq, entry, checkpoint, nodes in rows:
+                    yield seq, _as_bytes(entry), _as_text(checkpoint), _as_bytes(nodes)
+                pos = rows[-1][0] + 1
         except sqlite3.Error as e:
             raise self._unavailable(e) from None
 
@@ -309,7 +333,7 @@ class SQLiteStore:
                 ).fetchall()
         except sqlite3.Error as e:
             raise self._unavailable(e) from None
-        return list(found)
+        return [(seq, _as_bytes(entry)) for seq, entry in found]
 
     def read_nodes(self, coords: Sequence[NodeCoord]) -> list[bytes]:
         # Node (level, idx) was completed by entry ((idx + 1) << level) - 1, at offset 32 * level.
@@ -331,7 +355,7 @@ class SQLiteStore:
         out = []
         for level, idx in coords:
             blob = blobs.get(((idx + 1) << level) - 1, b"")
-            h = blob[32 * level : 32 * level + 32]
+            h = blob[32 * level : 32 * level + 32] if isinstance(blob, bytes) else b""
             if len(h) != 32:
                 raise LedgerUnavailableError(
                     f"tree node ({level}, {idx}) is missing from {self.path}",
@@ -360,7 +384,7 @@ class SQLiteStore:
         return None if row is None or row[0] is None else str(row[0])
 
     def iter_checkpoints(self, start_size: int = 0) -> Iterator[tuple[int, str]]:
-        for seq, _, checkpoint in self.iter_rows(max(start_size - 1, 0)):
+        for seq, _, checkpoint, _ in self.iter_rows(max(start_size - 1, 0)):
             if checkpoint is not None and seq + 1 >= start_size:
                 yield seq + 1, checkpoint
 
