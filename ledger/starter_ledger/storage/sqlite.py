@@ -10,10 +10,8 @@ module. Not for: many machines sharing one ledger over a network file system.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,54 +19,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from starter_ledger.errors import ConflictError, LedgerUnavailableError
-from starter_ledger.merkle import NodeCoord
-from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION, SIGNER_TYPES_SQL
-from starter_ledger.storage.interface import AppendBatch
-from starter_ledger.trust import SIGNER_EVENT_TYPES
+from starter_ledger.errors import LedgerUnavailableError
+from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION
+from starter_ledger.storage._sql import SQLStore
 
 __all__ = ["SQLiteStore"]
-
-
-def _as_bytes(value: object) -> bytes:
-    """Column values as the bytes verification expects, whatever type a damaged file stored."""
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode("utf-8", "surrogateescape")
-
-
-def _as_text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _rows(batch: AppendBatch) -> list[tuple[int, bytes, str, bytes, str | None]]:
-    """One row per entry: its nodes (leaf first, then parents) and, on the last, the checkpoint."""
-    first = batch.expected_size
-    per_entry: list[list[bytes]] = [[] for _ in batch.entries]
-    for level, idx, h in batch.nodes:
-        owner = ((idx + 1) << level) - 1 - first
-        if not 0 <= owner < len(per_entry) or len(per_entry[owner]) != level:
-            raise ConflictError(f"tree node ({level}, {idx}) does not belong to this batch")
-        per_entry[owner].append(h)
-    size, note = batch.checkpoint
-    if size != first + len(batch.entries):
-        raise ConflictError(f"checkpoint size {size} is not the size after this batch")
-    rows = []
-    for i, e in enumerate(batch.entries):
-        if e.seq != first + i:
-            raise ConflictError(f"entry seq {e.seq} is not the next position")
-        expected = 1 + ((e.seq + 1) & ~e.seq).bit_length() - 1
-        if len(per_entry[i]) != expected:
-            raise ConflictError(
-                f"entry {e.seq} completes {expected} tree nodes, not {len(per_entry[i])}"
-            )
-        last = i == len(batch.entries) - 1
-        rows.append((e.seq, e.entry, e.type, b"".join(per_entry[i]), note if last else None))
-    return rows
 
 
 #: SQLite page size of new ledger files.
@@ -86,8 +41,11 @@ def _path_of(url: str) -> Path:
     return Path(url[len("sqlite:///") :].split("?", 1)[0])
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """A ledger in one SQLite file."""
+
+    Error = sqlite3.Error
+    IntegrityError = sqlite3.IntegrityError
 
     def __init__(
         self, url: str, *, create: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
@@ -167,12 +125,15 @@ class SQLiteStore:
 
         return engine
 
-    def _unavailable(self, e: BaseException) -> LedgerUnavailableError:
-        detail = str(getattr(e, "orig", e)) or type(e).__name__
-        return LedgerUnavailableError(
-            f"cannot use the ledger at {self.path}: {detail}",
-            hint="check the path and its permissions, or restore it from an export",
-        )
+    @property
+    def _where(self) -> str:
+        return str(self.path)
+
+    def _begin(self) -> None:
+        self._raw.execute("BEGIN IMMEDIATE")
+
+    def _is_lock_timeout(self, e: Exception) -> bool:
+        return isinstance(e, sqlite3.OperationalError) and "locked" in str(e)
 
     def _schema_version(self) -> int | None:
         cur = self._raw.cursor()
@@ -215,178 +176,6 @@ class SQLiteStore:
     @property
     def url(self) -> str:
         return self._url
-
-    def size(self) -> int:
-        if self._txn_size is not None:
-            return self._txn_size  # no other writer can move it while we hold the lock
-        try:
-            row = self._raw.execute("SELECT max(seq) FROM ledger_entries").fetchone()
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
-        size = 0 if row[0] is None else int(row[0]) + 1
-        if self._in_txn:
-            self._txn_size = size
-        return size
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        if self._in_txn:
-            yield
-            return
-        raw = self._raw
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise ConflictError(
-                f"ledger {self.path} is locked by another writer: {e}",
-                hint="try again; another process is appending",
-            ) from None
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
-        self._in_txn = True
-        try:
-            yield
-            raw.execute("COMMIT")
-        except BaseException as e:
-            with contextlib.suppress(sqlite3.Error):
-                raw.execute("ROLLBACK")
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise ConflictError(
-                    f"ledger {self.path} is locked: {e}", hint="try again"
-                ) from None
-            if isinstance(e, sqlite3.Error):
-                raise self._unavailable(e) from None
-            raise
-        finally:
-            self._in_txn = False
-            self._txn_size = None
-
-    def append(self, batch: AppendBatch) -> None:
-        with self.writing():
-            self._insert(batch)
-
-    def _insert(self, batch: AppendBatch) -> None:
-        raw = self._raw
-        size = self.size()
-        if size != batch.expected_size:
-            raise ConflictError(
-                f"ledger has {size} entries, the appender expected {batch.expected_size}",
-                hint="re-read the ledger and append again",
-            )
-        rows = _rows(batch)
-        try:
-            raw.executemany(
-                "INSERT INTO ledger_entries(seq, entry, type, nodes, checkpoint) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-        except sqlite3.IntegrityError as e:
-            raise ConflictError(
-                f"another appender wrote position {batch.expected_size} first: {e}",
-                hint="re-read the ledger and append again",
-            ) from None
-        self._txn_size = size + len(batch.entries)
-
-    def iter_entries(
-        self, start: int = 0, end: int | None = None, chunk: int = 2048
-    ) -> Iterator[tuple[int, bytes]]:
-        for seq, entry, _, _ in self.iter_rows(start, end, chunk):
-            yield seq, entry
-
-    def iter_rows(
-        self, start: int = 0, end: int | None = None, chunk: int = 2048
-    ) -> Iterator[tuple[int, bytes, str | None, bytes]]:
-        """(seq, entry bytes, checkpoint or None, stored tree nodes) in order, in one pass."""
-        stop = self.size() if end is None else end
-        pos = start
-        try:
-            while pos < stop:
-                # Paged by the last row seen, not by position: a sparse seq costs nothing extra.
-                rows = self._raw.execute(
-                    "SELECT seq, entry, checkpoint, nodes FROM ledger_entries "
-                    "WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
-                    (pos, stop, chunk),
-                ).fetchall()
-                if not rows:
-                    return
-                for seq, entry, checkpoint, nodes in rows:
-                    yield seq, _as_bytes(entry), _as_text(checkpoint), _as_bytes(nodes)
-                pos = rows[-1][0] + 1
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
-
-    def entries_of_types(
-        self, types: Sequence[str], end: int | None = None
-    ) -> list[tuple[int, bytes]]:
-        stop = self.size() if end is None else end
-        try:
-            if set(types) == set(SIGNER_EVENT_TYPES):
-                # Written exactly like the partial index's WHERE, so SQLite uses the index.
-                sql = f"SELECT seq, entry FROM ledger_entries WHERE type IN {SIGNER_TYPES_SQL}"
-                found = self._raw.execute(sql + " AND seq < ? ORDER BY seq", (stop,)).fetchall()
-            else:
-                marks = ",".join("?" * len(types))
-                found = self._raw.execute(
-                    f"SELECT seq, entry FROM ledger_entries WHERE type IN ({marks}) AND seq < ? "
-                    "ORDER BY seq",
-                    [*types, stop],
-                ).fetchall()
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
-        return [(seq, _as_bytes(entry)) for seq, entry in found]
-
-    def read_nodes(self, coords: Sequence[NodeCoord]) -> list[bytes]:
-        # Node (level, idx) was completed by entry ((idx + 1) << level) - 1, at offset 32 * level.
-        if any(level < 0 or idx < 0 for level, idx in coords):
-            raise LedgerUnavailableError(f"tree node coordinates {list(coords)[:3]} are invalid")
-        owners = sorted({((idx + 1) << level) - 1 for level, idx in coords})
-        blobs: dict[int, bytes] = {}
-        try:
-            for i in range(0, len(owners), 500):
-                part = owners[i : i + 500]
-                marks = ",".join("?" * len(part))
-                blobs.update(
-                    self._raw.execute(
-                        f"SELECT seq, nodes FROM ledger_entries WHERE seq IN ({marks})", part
-                    ).fetchall()
-                )
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
-        out = []
-        for level, idx in coords:
-            blob = blobs.get(((idx + 1) << level) - 1, b"")
-            h = blob[32 * level : 32 * level + 32] if isinstance(blob, bytes) else b""
-            if len(h) != 32:
-                raise LedgerUnavailableError(
-                    f"tree node ({level}, {idx}) is missing from {self.path}",
-                    hint="the ledger is damaged; run 'starter-cli ledger verify'",
-                )
-            out.append(h)
-        return out
-
-    def latest_checkpoint(self) -> tuple[int, str] | None:
-        try:
-            row = self._raw.execute(
-                "SELECT seq, checkpoint FROM ledger_entries WHERE checkpoint IS NOT NULL "
-                "ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
-        return None if row is None else (int(row[0]) + 1, str(row[1]))
-
-    def checkpoint_at(self, size: int) -> str | None:
-        try:
-            row = self._raw.execute(
-                "SELECT checkpoint FROM ledger_entries WHERE seq = ?", (size - 1,)
-            ).fetchone()
-        except sqlite3.Error as e:
-            raise self._unavailable(e) from None
-        return None if row is None or row[0] is None else str(row[0])
-
-    def iter_checkpoints(self, start_size: int = 0) -> Iterator[tuple[int, str]]:
-        for seq, _, checkpoint, _ in self.iter_rows(max(start_size - 1, 0)):
-            if checkpoint is not None and seq + 1 >= start_size:
-                yield seq + 1, checkpoint
 
     def close(self) -> None:
         try:
