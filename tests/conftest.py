@@ -24,11 +24,31 @@ VECTORS = ROOT.parent / "shared" / "vectors"
 DATA = Path(__file__).resolve().parent / "data"
 ORIGIN = "example.com/test-ledger"
 CLI = [sys.executable, "-m", "starter_cli"]
+#: The PostgreSQL server tests use: the one this machine kind runs (trust auth on loopback).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "STARTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def make_signer(name: str) -> Ed25519Signer:
     """A deterministic Ed25519 key derived from ``name``."""
     return Ed25519Signer(hashlib.sha256(name.encode()).digest())
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A ledger URL in a fresh PostgreSQL schema, dropped afterwards. Fails if no server runs."""
+    import uuid
+
+    import psycopg
+
+    schema = f"starter_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
@@ -41,13 +61,16 @@ def clock() -> FixedClock:
     return FixedClock(dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC))
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def ledger(
     request: pytest.FixtureRequest, tmp_path: Path, signer: Ed25519Signer, clock: FixedClock
 ) -> Iterator[Ledger]:
     """An initialised ledger (genesis only) on each backend."""
     if request.param == "memory":
         led = Ledger(MemoryStore(), clock=clock)
+    elif request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        led = Ledger.open(url, create=True, clock=clock)
     else:
         led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", create=True, clock=clock)
     led.init(ORIGIN, signer, "tester")

@@ -87,9 +87,15 @@ def _check_history(
 
 
 @pytest.mark.slow
-def test_library_processes_append_concurrently_without_fork(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_library_processes_append_concurrently_without_fork(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Four processes appending 25 events each at once yield 101 entries, each ACKed event once."""
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
     with Ledger.open(url, create=True) as led:
         led.init(ORIGIN, make_signer("genesis"), "tester")
     ctx = multiprocessing.get_context("spawn")

@@ -74,11 +74,13 @@ def _state(store: LedgerStore) -> tuple[object, ...]:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerStore]:
     """A fresh, empty store on each backend."""
     if request.param == "memory":
         s: LedgerStore = MemoryStore("contract")
+    elif request.param == "postgresql":
+        s = open_store(request.getfixturevalue("postgres_url"), create=True)
     else:
         s = SQLiteStore(f"sqlite:///{tmp_path / 'contract.db'}", create=True)
     yield s

@@ -1,7 +1,8 @@
 """Ledger storage chosen by URL scheme.
 
-For: ``open_store(url, create=...)``, mapping ``sqlite:///PATH`` and ``memory://NAME`` to their
-backends; an unknown scheme fails naming the known ones. Not for: the ledger's rules.
+For: ``open_store(url, create=...)``, mapping ``sqlite:///PATH``, ``postgresql://...`` and
+``memory://NAME`` to their backends; an unknown scheme fails naming the known ones.
+Not for: the ledger's rules.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def _sqlite(url: str, create: bool) -> LedgerStore:
     return SQLiteStore(url, create=create)
 
 
+def _postgresql(url: str, create: bool) -> LedgerStore:
+    from starter_ledger.storage.postgresql import PostgresStore  # psycopg only when used
+
+    return PostgresStore(url, create=create)
+
+
 def _memory(url: str, create: bool) -> LedgerStore:
     name = url[len("memory://") :]
     if name not in _MEMORY:
@@ -44,6 +51,7 @@ def _memory(url: str, create: bool) -> LedgerStore:
 
 _SCHEMES: dict[str, Callable[[str, bool], LedgerStore]] = {
     "memory": _memory,
+    "postgresql": _postgresql,
     "sqlite": _sqlite,
 }
 

@@ -10,13 +10,14 @@ as few pages as possible:
   size ``seq + 1`` when an append ended with this entry, else NULL);
 - a partial index over the signer events (genesis, signer added/revoked) only.
 
-Version 1 also installs the triggers that reject UPDATE and DELETE. Not for: queries on the hot
-path, which the store module writes directly.
+Version 1 also installs the triggers that reject UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+Not for: queries on the hot path, which the store modules write directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, LargeBinary, text
 from sqlmodel import Column, Field, SQLModel
@@ -60,6 +61,9 @@ def _v1(conn: Connection) -> None:
             f"WHERE type IN {SIGNER_TYPES_SQL}"
         )
     )
+    if conn.dialect.name != "sqlite":
+        _postgresql_triggers(conn)
+        return
     for table in APPEND_ONLY_TABLES:
         for op in ("UPDATE", "DELETE"):
             conn.execute(
@@ -67,6 +71,23 @@ def _v1(conn: Connection) -> None:
                     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
                     f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
                 )
+            )
+
+
+def _postgresql_triggers(conn: Connection) -> None:
+    # Straight to the driver without parameters, so that it leaves the '%' of RAISE alone.
+    raw: Any = conn.connection.dbapi_connection
+    raw.execute(
+        "CREATE OR REPLACE FUNCTION starter_ledger_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; "
+        "END $$"
+    )
+    for table in APPEND_ONLY_TABLES:
+        for op, scope in (("UPDATE", "ROW"), ("DELETE", "ROW"), ("TRUNCATE", "STATEMENT")):
+            conn.exec_driver_sql(
+                f"CREATE OR REPLACE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"FOR EACH {scope} EXECUTE FUNCTION starter_ledger_append_only()"
             )
 
 

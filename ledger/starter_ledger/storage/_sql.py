@@ -202,6 +202,8 @@ class SQLStore:
     def entries_of_types(
         self, types: Sequence[str], end: int | None = None
     ) -> list[tuple[int, bytes]]:
+        if not types:
+            return []
         stop = self.size() if end is None else end
         try:
             if set(types) == set(SIGNER_EVENT_TYPES):

@@ -78,7 +78,8 @@ class SQLiteStore(SQLStore):
         self._engine = self._make_engine(busy_timeout_ms)
         try:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._raw: Any = self._conn.connection.dbapi_connection
+            raw: Any = self._conn.connection.dbapi_connection
+            self._raw = raw
             self._migrate(create)
         except (SQLAlchemyError, sqlite3.Error) as e:
             self._engine.dispose()

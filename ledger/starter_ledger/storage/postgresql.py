@@ -1,0 +1,126 @@
+"""``postgresql://USER@HOST:PORT/DB`` ledger storage: one ledger shared by many machines.
+
+For: several hosts appending to and reading one ledger. An append is one transaction that takes
+``LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE`` (writers queue, readers do not wait),
+reads the size, inserts one row per entry and commits (``synchronous_commit`` as the server is
+configured; the default is durable). A writer that cannot get the lock within the lock timeout
+gets a conflict the caller may retry. Triggers reject UPDATE, DELETE and TRUNCATE. The schema is
+the one SQLite uses (``_schema.py``); ``?options=-csearch_path%3DNAME`` in the URL selects a
+PostgreSQL schema. psycopg and SQLAlchemy exceptions never escape this module.
+Not for: the embedded default (SQLite).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from starter_ledger.errors import LedgerUnavailableError
+from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION
+from starter_ledger.storage._sql import SQLStore
+
+__all__ = ["PostgresStore"]
+
+#: How long a writer waits for the write lock, in milliseconds.
+LOCK_TIMEOUT_MS = 10_000
+_MIGRATION_LOCK = 0x5354_4C47  # pg_advisory_xact_lock key taken while migrating
+
+
+class PostgresStore(SQLStore):
+    """A ledger in a PostgreSQL database (or one schema of it)."""
+
+    Error = psycopg.Error
+    IntegrityError = psycopg.IntegrityError
+    placeholder = "%s"
+
+    def __init__(
+        self, url: str, *, create: bool = False, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+    ) -> None:
+        self._url = url
+        try:
+            parsed = make_url(url)
+        except ArgumentError as e:
+            raise LedgerUnavailableError(f"PostgreSQL ledger URL is malformed: {e}") from None
+        self._safe = parsed.render_as_string(hide_password=True)
+        self._in_txn = False
+        self._txn_size = None
+        self._engine = create_engine(
+            parsed.set(drivername="postgresql+psycopg"), poolclass=NullPool
+        )
+        try:
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            raw: Any = self._conn.connection.dbapi_connection
+            self._raw = raw
+            self._raw.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+            self._migrate(create)
+        except (SQLAlchemyError, psycopg.Error) as e:
+            self._engine.dispose()
+            raise self._unavailable(e) from None
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @property
+    def url(self) -> str:
+        return self._safe
+
+    @property
+    def _where(self) -> str:
+        return self._safe
+
+    def _begin(self) -> None:
+        self._raw.execute("BEGIN")
+        self._raw.execute("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE")
+
+    def _is_lock_timeout(self, e: Exception) -> bool:
+        return isinstance(e, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected)
+
+    def _schema_version(self) -> int | None:
+        found = self._raw.execute("SELECT to_regclass('ledger_schema')").fetchone()[0]
+        if found is None:
+            return None
+        row = self._raw.execute("SELECT coalesce(max(version), 0) FROM ledger_schema").fetchone()
+        return int(row[0])
+
+    def _migrate(self, create: bool) -> None:
+        current = self._schema_version()
+        if current is None and not create:
+            raise LedgerUnavailableError(
+                f"no Starter ledger at {self._safe} (no ledger_schema table)",
+                hint="create one with 'starter-cli ledger init --ledger URL'",
+            )
+        if (current or 0) > SCHEMA_VERSION:
+            raise LedgerUnavailableError(
+                f"ledger {self._safe} has schema version {current}, newer than this tool's "
+                f"{SCHEMA_VERSION}",
+                hint="upgrade starter-ledger",
+            )
+        if current == SCHEMA_VERSION:
+            return
+        self._raw.execute("BEGIN")
+        try:
+            self._raw.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            current = self._schema_version() or 0  # another process may have migrated meanwhile
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version - 1](self._conn)
+                self._raw.execute(
+                    "INSERT INTO ledger_schema(version, applied_at) VALUES (%s, %s)",
+                    (version, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+                )
+            self._raw.execute("COMMIT")
+        except BaseException:
+            self._raw.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            self._engine.dispose()
