@@ -563,3 +563,28 @@ def test_verify_detects_a_tampered_entry(
     assert plain.code == 1
     assert plain.stderr.startswith("FAILED ")
     assert "entry 1: signature:" in plain.stderr
+
+
+def test_cli_end_to_end_on_postgresql(run_cli, postgres_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same commands work against a PostgreSQL ledger, and init refuses to run twice."""
+    args = ("--ledger", postgres_url)
+    key = f"file://{tmp_path / 'pg-key.pem'}"
+    assert run_cli("ledger", "init", "--origin", "example.com/pg", "--key", key, *args).code == 0
+    appended = run_cli(
+        "ledger",
+        "append",
+        "-t",
+        "note.recorded",
+        "-p",
+        "-",
+        "--key",
+        key,
+        *args,
+        input=b'{"text": "on postgres"}',
+    )
+    assert appended.code == 0, appended
+    again = run_cli("ledger", "init", "--origin", "example.com/pg", "--key", key, *args)
+    assert again.code == 8, again
+    verified = run_cli("ledger", "verify", "--json", *args)
+    assert verified.code == 0, verified
+    assert json.loads(verified.stdout)["size"] == 2

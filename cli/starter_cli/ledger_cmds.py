@@ -106,7 +106,11 @@ def init(
     import re
 
     from starter_contracts import ORIGIN_PATTERN
-    from starter_ledger.errors import InputRejectedError, LedgerExistsError
+    from starter_ledger.errors import (
+        InputRejectedError,
+        LedgerExistsError,
+        LedgerUnavailableError,
+    )
     from starter_ledger.keystore import FileKeyStore, open_keystore
     from starter_ledger.ledger import Ledger
 
@@ -119,12 +123,18 @@ def init(
     who = resolve_actor(actor)  # validated before anything is created
     db = _sqlite_path(ledger)
     if db is None or db.exists():
-        with Ledger.open(ledger) as existing:  # refuses a file that is not a ledger
-            if existing.size():
-                raise LedgerExistsError(
-                    f"ledger {ledger} already has {existing.size()} entries",
-                    hint="use it as it is, or choose another --ledger",
-                )
+        try:
+            existing = Ledger.open(ledger)  # refuses a file that is not a ledger
+        except LedgerUnavailableError:
+            if db is not None:
+                raise
+        else:  # a server ledger that does not exist yet is created below
+            with existing:
+                if existing.size():
+                    raise LedgerExistsError(
+                        f"ledger {ledger} already has {existing.size()} entries",
+                        hint="use it as it is, or choose another --ledger",
+                    )
     created_files = [] if db is None or db.exists() else _sqlite_files(db)
     store = open_keystore(key or default_key_url(ledger))
     created = not store.exists()
