@@ -10,12 +10,13 @@ style and how to recognise a lock timeout. Not for: connecting, migrating or dia
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from starter_ledger.errors import ConflictError, LedgerUnavailableError
 from starter_ledger.merkle import NodeCoord
-from starter_ledger.storage._schema import SIGNER_TYPES_SQL
+from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION, SIGNER_TYPES_SQL
 from starter_ledger.storage.interface import AppendBatch
 from starter_ledger.trust import SIGNER_EVENT_TYPES
 
@@ -71,6 +72,7 @@ class SQLStore:
     placeholder: ClassVar[str] = "?"
 
     _raw: Any
+    _conn: Any  # the SQLAlchemy connection migrations run on
     _in_txn: bool = False
     _txn_size: int | None = None
 
@@ -85,6 +87,44 @@ class SQLStore:
 
     def _is_lock_timeout(self, e: Exception) -> bool:
         raise NotImplementedError
+
+    def _schema_version(self) -> int | None:
+        """The applied schema version, or None when there is no ``ledger_schema`` table."""
+        raise NotImplementedError
+
+    def _begin_migration(self) -> None:
+        """Start a transaction that no other process can migrate alongside."""
+        raise NotImplementedError
+
+    def _migrate(self, create: bool) -> None:
+        """Bring the schema to ``SCHEMA_VERSION``, or refuse a non-ledger or a newer one."""
+        current = self._schema_version()
+        if current is None and not create:
+            raise LedgerUnavailableError(
+                f"{self._where} is not a Starter ledger (no ledger_schema table)",
+                hint="create one with 'starter-cli ledger init', or point --ledger at a ledger",
+            )
+        if (current or 0) > SCHEMA_VERSION:
+            raise LedgerUnavailableError(
+                f"ledger {self._where} has schema version {current}, newer than this tool's "
+                f"{SCHEMA_VERSION}",
+                hint="upgrade starter-ledger",
+            )
+        if current == SCHEMA_VERSION:
+            return
+        self._begin_migration()
+        try:
+            current = self._schema_version() or 0  # another process may have migrated meanwhile
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version - 1](self._conn)
+                self._raw.execute(
+                    self._sql("INSERT INTO ledger_schema(version, applied_at) VALUES (?, ?)"),
+                    (version, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+                )
+            self._raw.execute("COMMIT")
+        except BaseException:
+            self._raw.execute("ROLLBACK")
+            raise
 
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)

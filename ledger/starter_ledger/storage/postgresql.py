@@ -12,7 +12,6 @@ Not for: the embedded default (SQLite).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import psycopg
@@ -23,7 +22,6 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from starter_ledger.errors import LedgerUnavailableError
-from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION
 from starter_ledger.storage._sql import SQLStore
 
 __all__ = ["PostgresStore"]
@@ -89,35 +87,9 @@ class PostgresStore(SQLStore):
         row = self._raw.execute("SELECT coalesce(max(version), 0) FROM ledger_schema").fetchone()
         return int(row[0])
 
-    def _migrate(self, create: bool) -> None:
-        current = self._schema_version()
-        if current is None and not create:
-            raise LedgerUnavailableError(
-                f"no Starter ledger at {self._safe} (no ledger_schema table)",
-                hint="create one with 'starter-cli ledger init --ledger URL'",
-            )
-        if (current or 0) > SCHEMA_VERSION:
-            raise LedgerUnavailableError(
-                f"ledger {self._safe} has schema version {current}, newer than this tool's "
-                f"{SCHEMA_VERSION}",
-                hint="upgrade starter-ledger",
-            )
-        if current == SCHEMA_VERSION:
-            return
+    def _begin_migration(self) -> None:
         self._raw.execute("BEGIN")
-        try:
-            self._raw.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            current = self._schema_version() or 0  # another process may have migrated meanwhile
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[version - 1](self._conn)
-                self._raw.execute(
-                    "INSERT INTO ledger_schema(version, applied_at) VALUES (%s, %s)",
-                    (version, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
-                )
-            self._raw.execute("COMMIT")
-        except BaseException:
-            self._raw.execute("ROLLBACK")
-            raise
+        self._raw.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
 
     def close(self) -> None:
         try:

@@ -10,7 +10,6 @@ module. Not for: many machines sharing one ledger over a network file system.
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from starter_ledger.errors import LedgerUnavailableError
-from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION
 from starter_ledger.storage._sql import SQLStore
 
 __all__ = ["SQLiteStore"]
@@ -145,34 +143,8 @@ class SQLiteStore(SQLStore):
             return None
         return int(cur.execute("SELECT coalesce(max(version), 0) FROM ledger_schema").fetchone()[0])
 
-    def _migrate(self, create: bool) -> None:
-        current = self._schema_version()
-        if current is None and not create:
-            raise LedgerUnavailableError(
-                f"{self.path} is not a Starter ledger (no ledger_schema table)",
-                hint="point --ledger at a ledger created by 'starter-cli ledger init'",
-            )
-        if (current or 0) > SCHEMA_VERSION:
-            raise LedgerUnavailableError(
-                f"ledger {self.path} has schema version {current}, newer than this tool's "
-                f"{SCHEMA_VERSION}",
-                hint="upgrade starter-ledger",
-            )
-        if current == SCHEMA_VERSION:
-            return
+    def _begin_migration(self) -> None:
         self._raw.execute("BEGIN IMMEDIATE")
-        try:
-            current = self._schema_version() or 0  # another process may have migrated meanwhile
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[version - 1](self._conn)
-                self._raw.execute(
-                    "INSERT INTO ledger_schema(version, applied_at) VALUES (?, ?)",
-                    (version, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
-                )
-            self._raw.execute("COMMIT")
-        except BaseException:
-            self._raw.execute("ROLLBACK")
-            raise
 
     @property
     def url(self) -> str:
