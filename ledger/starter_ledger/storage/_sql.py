@@ -14,6 +14,9 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
 from starter_ledger.errors import ConflictError, LedgerUnavailableError
 from starter_ledger.merkle import NodeCoord
 from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION, SIGNER_TYPES_SQL
@@ -73,6 +76,7 @@ class SQLStore:
 
     _raw: Any
     _conn: Any  # the SQLAlchemy connection migrations run on
+    _engine: Engine
     _in_txn: bool = False
     _txn_size: int | None = None
 
@@ -125,6 +129,30 @@ class SQLStore:
         except BaseException:
             self._raw.execute("ROLLBACK")
             raise
+
+    def _open(self, engine: Engine, setup: Sequence[str], create: bool) -> None:
+        """Connect in autocommit mode, run ``setup`` statements and migrate; on any failure the
+        engine is disposed and a driver error becomes ``LedgerUnavailableError``."""
+        self._engine = engine
+        try:
+            self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            raw: Any = self._conn.connection.dbapi_connection
+            self._raw = raw
+            for statement in setup:
+                raw.execute(statement)
+            self._migrate(create)
+        except (SQLAlchemyError, self.Error) as e:
+            engine.dispose()
+            raise self._unavailable(e) from None
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            self._engine.dispose()
 
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)

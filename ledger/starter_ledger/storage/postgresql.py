@@ -12,13 +12,11 @@ Not for: the embedded default (SQLite).
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 import psycopg.errors
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from starter_ledger.errors import LedgerUnavailableError
@@ -49,21 +47,8 @@ class PostgresStore(SQLStore):
         self._safe = parsed.render_as_string(hide_password=True)
         self._in_txn = False
         self._txn_size = None
-        self._engine = create_engine(
-            parsed.set(drivername="postgresql+psycopg"), poolclass=NullPool
-        )
-        try:
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            raw: Any = self._conn.connection.dbapi_connection
-            self._raw = raw
-            self._raw.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
-            self._migrate(create)
-        except (SQLAlchemyError, psycopg.Error) as e:
-            self._engine.dispose()
-            raise self._unavailable(e) from None
-        except BaseException:
-            self._engine.dispose()
-            raise
+        engine = create_engine(parsed.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+        self._open(engine, [f"SET lock_timeout = {int(lock_timeout_ms)}"], create)
 
     @property
     def url(self) -> str:
@@ -90,9 +75,3 @@ class PostgresStore(SQLStore):
     def _begin_migration(self) -> None:
         self._raw.execute("BEGIN")
         self._raw.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-
-    def close(self) -> None:
-        try:
-            self._conn.close()
-        finally:
-            self._engine.dispose()

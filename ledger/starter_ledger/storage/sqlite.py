@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from starter_ledger.errors import LedgerUnavailableError
@@ -73,18 +71,7 @@ class SQLiteStore(SQLStore):
                 ) from None
         self._in_txn = False
         self._txn_size: int | None = None
-        self._engine = self._make_engine(busy_timeout_ms)
-        try:
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            raw: Any = self._conn.connection.dbapi_connection
-            self._raw = raw
-            self._migrate(create)
-        except (SQLAlchemyError, sqlite3.Error) as e:
-            self._engine.dispose()
-            raise self._unavailable(e) from None
-        except BaseException:
-            self._engine.dispose()
-            raise
+        self._open(self._make_engine(busy_timeout_ms), (), create)
 
     def _probe(self) -> None:
         """Refuse a file that is not a Starter ledger before anything writes to it."""
@@ -149,9 +136,3 @@ class SQLiteStore(SQLStore):
     @property
     def url(self) -> str:
         return self._url
-
-    def close(self) -> None:
-        try:
-            self._conn.close()
-        finally:
-            self._engine.dispose()
