@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Protocol
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
@@ -65,12 +66,13 @@ def thumbprint(jwk: dict[str, Any]) -> str:
 class Ed25519Signer:
     """An in-memory Ed25519 key. ``repr`` and ``str`` show only the ``kid``."""
 
-    __slots__ = ("_jwk", "_key", "_kid")
+    __slots__ = ("_jwk", "_key", "_kid", "_secret")
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != 32:
             raise FormatError("an Ed25519 private key seed has 32 bytes")
         self._key = nacl.signing.SigningKey(seed)
+        self._secret = nacl.bindings.crypto_sign_seed_keypair(seed)[1]
         self._jwk = public_jwk(bytes(self._key.verify_key))
         self._kid = thumbprint(self._jwk)
 
@@ -88,7 +90,8 @@ class Ed25519Signer:
         return dict(self._jwk)
 
     def sign(self, message: bytes) -> bytes:
-        return self._key.sign(message).signature
+        # libsodium's combined form is signature || message; the detached signature is its head.
+        return nacl.bindings.crypto_sign(message, self._secret)[:64]
 
     def private_seed(self) -> bytes:
         """The 32-byte private seed, for a key store that must persist it."""

@@ -70,10 +70,15 @@ class AppendResult:
     entries: tuple[bytes, ...]
 
 
+#: An event checked against its schema: type, schema version and payload.
+_Prepared = tuple[str, int, dict[str, Any]]
+
+
 @dataclass
 class _Head:
     frontier: Frontier
     signers: SignerSet
+    root: bytes  # the frontier's root, computed once
 
     @property
     def size(self) -> int:
@@ -226,7 +231,8 @@ class Ledger:
         size = self.store.size()
         if self._head is None or self._head.size != size:
             self._head = None
-            self._head = _Head(self.frontier(size), self.signer_set(size))
+            frontier = self.frontier(size)
+            self._head = _Head(frontier, self.signer_set(size), frontier.root())
         return self._head
 
     def _append(
@@ -253,7 +259,7 @@ class Ledger:
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _prepare(self, event: Event) -> tuple[str, int, dict[str, Any]]:
+    def _prepare(self, event: Event) -> _Prepared:
         version = (
             latest_version(event.type) if event.schema_version is None else event.schema_version
         )
@@ -272,7 +278,7 @@ class Ledger:
     def _build(
         self,
         head: _Head,
-        prepared: Sequence[tuple[str, int, dict[str, Any]]],
+        prepared: Sequence[_Prepared],
         signer: Signer,
         actor: str,
         origin: str | None,
@@ -294,6 +300,7 @@ class Ledger:
         now = format_time(self.clock.now())
         new_entries: list[NewEntry] = []
         nodes: list[tuple[int, int, bytes]] = []
+        root = head.root
         for i, (type_, version, payload) in enumerate(prepared):
             seq = frontier.size
             envelope = {
@@ -301,7 +308,7 @@ class Ledger:
                 "occurred_at": now,
                 "origin": ledger_origin,
                 "payload": payload,
-                "prev_root": b64_encode(frontier.root()),
+                "prev_root": b64_encode(root),
                 "schema_version": version,
                 "seq": seq,
                 "type": type_,
@@ -336,7 +343,7 @@ class Ledger:
             raw = encode_entry(envelope, signer)
             new_entries.append(NewEntry(seq, raw, type_, signer.kid))
             nodes.extend(frontier.append(leaf_hash(raw)))
-        root = frontier.root()
+            root = frontier.root()
         note = make_checkpoint(
             ledger_origin, frontier.size, root, signers.authorised.keys(), signer
         )
@@ -348,7 +355,7 @@ class Ledger:
             checkpoint=note,
             entries=tuple(e.entry for e in new_entries),
         )
-        return batch, _Head(frontier, signers), result
+        return batch, _Head(frontier, signers, root), result
 
 
 def parse_payload_json(data: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class SignedNote:
         return any(s.name == name and s.key_id == kid for s in self.signatures)
 
 
+@functools.lru_cache(maxsize=256)
 def _check_name(name: str) -> None:
     if not name or any(c.isspace() or c == "+" for c in name):
         raise FormatError(f"signed-note key name {name!r} must be non-empty, without spaces or '+'")
