@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from _azure_fake import azure_keyvault_store  # noqa: F401  (fixtures of the key store suite)
+from _keystore_case import StoreCase
+from _moto import aws_kms_store, aws_secretsmanager_store, moto_server  # noqa: F401
+from _openbao import openbao, vault_kv_store, vault_transit_store  # noqa: F401
 from starter_ledger import Ed25519Signer, Ledger
 from starter_ledger.clock import FixedClock
 from starter_ledger.keystore import FileKeyStore
@@ -117,3 +121,17 @@ def keyfile(tmp_path: Path, name: str) -> str:
     path = tmp_path / "keys" / f"{name}.pem"
     FileKeyStore(path).store(make_signer(name))
     return f"file://{path}"
+
+
+@pytest.fixture
+def file_token_store(tmp_path: Path) -> StoreCase:
+    """The default token key store: PKCS#8 files in a temporary folder."""
+    from starter_ledger.tokenkeys import FileTokenKeyStore, open_token_keystore
+
+    url = f"file://{tmp_path / 'token-keys'}"
+    return StoreCase(
+        store=FileTokenKeyStore(tmp_path / "token-keys"),
+        reopen=lambda: open_token_keystore(url),
+        algs=("EdDSA", "ES256"),
+        missing_ref="A" * 43,
+    )

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from starter_contracts.errors import StarterError
-    from starter_contracts.jwk import Ed25519PublicJWK
+    from starter_contracts.jwk import (
+        JWKS,
+        TOKEN_ALGS,
+        Ed25519PublicJWK,
+        P256PublicJWK,
+        PublicJWK,
+        PublishedJWK,
+        TokenAlg,
+    )
     from starter_contracts.ledger import ENTRY_MEDIA_TYPE, ORIGIN_PATTERN, Checkpoint, Envelope
 
 _WHERE = {
@@ -22,17 +30,29 @@ _WHERE = {
     "ORIGIN_PATTERN": "starter_contracts.ledger",
     "Checkpoint": "starter_contracts.ledger",
     "Ed25519PublicJWK": "starter_contracts.jwk",
+    "JWKS": "starter_contracts.jwk",
+    "P256PublicJWK": "starter_contracts.jwk",
+    "PublicJWK": "starter_contracts.jwk",
+    "PublishedJWK": "starter_contracts.jwk",
+    "TOKEN_ALGS": "starter_contracts.jwk",
+    "TokenAlg": "starter_contracts.jwk",
     "Envelope": "starter_contracts.ledger",
     "StarterError": "starter_contracts.errors",
 }
 
 __all__ = [
     "ENTRY_MEDIA_TYPE",
+    "JWKS",
     "ORIGIN_PATTERN",
+    "TOKEN_ALGS",
     "Checkpoint",
     "Ed25519PublicJWK",
     "Envelope",
+    "P256PublicJWK",
+    "PublicJWK",
+    "PublishedJWK",
     "StarterError",
+    "TokenAlg",
 ]
 
 

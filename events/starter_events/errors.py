@@ -24,3 +24,13 @@ class UnknownEventTypeError(EventError):
 
 class PayloadInvalidError(EventError):
     """The payload does not validate against its event type's model."""
+
+
+#: Exit code for a key state change the lifecycle does not allow.
+EXIT_KEY_TRANSITION = 10
+
+
+class KeyTransitionError(EventError):
+    """A key state change the lifecycle does not allow (e.g. activating a revoked key)."""
+
+    exit_code = EXIT_KEY_TRANSITION

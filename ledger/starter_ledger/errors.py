@@ -6,7 +6,8 @@ Not for: third-party exceptions, which storage and key-store backends translate 
 
 Exit codes: 0 ok, 1 verification failed, 2 usage, 3 input rejected, 4 not authorised,
 5 ledger missing or unreadable, 6 concurrent-append conflict, 7 key unusable, 8 ledger exists,
-70 internal error.
+9 key store unreachable, 10 invalid key state transition (``starter_events``), 70 internal
+error.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ EXIT_LEDGER_UNAVAILABLE = 5
 EXIT_CONFLICT = 6
 EXIT_KEY_UNUSABLE = 7
 EXIT_LEDGER_EXISTS = 8
+EXIT_KEY_STORE_UNREACHABLE = 9
 EXIT_INTERNAL = 70
 
 __all__ = [
     "EXIT_CONFLICT",
     "EXIT_INPUT_REJECTED",
     "EXIT_INTERNAL",
+    "EXIT_KEY_STORE_UNREACHABLE",
     "EXIT_KEY_UNUSABLE",
     "EXIT_LEDGER_EXISTS",
     "EXIT_LEDGER_UNAVAILABLE",
@@ -39,6 +42,7 @@ __all__ = [
     "FormatError",
     "InputRejectedError",
     "KeyStoreError",
+    "KeyStoreUnreachableError",
     "LedgerError",
     "LedgerExistsError",
     "LedgerUnavailableError",
@@ -82,9 +86,15 @@ class ConflictError(LedgerError):
 
 
 class KeyStoreError(LedgerError):
-    """A signing key is missing, unreadable, badly protected or not an Ed25519 key."""
+    """A signing key is missing, unreadable, badly protected or of the wrong kind."""
 
     exit_code = EXIT_KEY_UNUSABLE
+
+
+class KeyStoreUnreachableError(KeyStoreError):
+    """A remote key store (Vault/OpenBao, AWS, Azure) could not be reached or refused the call."""
+
+    exit_code = EXIT_KEY_STORE_UNREACHABLE
 
 
 class FormatError(LedgerError):

@@ -57,9 +57,16 @@ def public_key_bytes(jwk: dict[str, Any]) -> bytes:
     return raw
 
 
+#: RFC 7638 section 3.2: the required members hashed for each key type.
+_THUMBPRINT_MEMBERS = {"OKP": ("crv", "kty", "x"), "EC": ("crv", "kty", "x", "y")}
+
+
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """RFC 7638 thumbprint (SHA-256, base64url) of an OKP JWK: its ``kid`` here."""
-    required = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}
+    """RFC 7638 thumbprint (SHA-256, base64url) of an OKP or EC JWK: its ``kid`` here."""
+    members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
+    if members is None or any(not isinstance(jwk.get(m), str) for m in members):
+        raise FormatError("a thumbprint needs an OKP (crv, x) or EC (crv, x, y) JWK")
+    required = {m: jwk[m] for m in members}
     return b64url_encode(hashlib.sha256(canonicalize(required)).digest())
 
 
