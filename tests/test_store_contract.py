@@ -389,10 +389,34 @@ def test_sqlite_reopen_keeps_data(sqlite_path: Path) -> None:
     try:
         assert _state(again) == before
         with _connect(sqlite_path) as conn:
-            assert conn.execute("SELECT max(version) FROM ledger_schema").fetchone()[0] == 1
-            assert conn.execute("SELECT count(*) FROM ledger_schema").fetchone()[0] == 1
+            version = conn.execute("SELECT max(version) FROM ledger_schema").fetchone()[0]
+            assert version == SCHEMA_VERSION
+            count = conn.execute("SELECT count(*) FROM ledger_schema").fetchone()[0]
+            assert count == SCHEMA_VERSION
     finally:
         again.close()
+
+
+def test_a_version_1_ledger_is_migrated_on_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger written by schema version 1 opens under this version: migrated in place, its
+    rows untouched, the key-event index added."""
+    from starter_ledger.storage import _schema, _sql
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with monkeypatch.context() as m:
+        m.setattr(_sql, "SCHEMA_VERSION", 1)
+        m.setattr(_sql, "MIGRATIONS", _schema.MIGRATIONS[:1])
+        old = SQLiteStore(url, create=True)
+        old.close()
+    store = SQLiteStore(url)
+    store.close()
+    with _connect(tmp_path / "old.db") as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM ledger_schema ORDER BY 1")]
+        assert versions == [1, 2]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"ledger_signer_events", "ledger_key_events"} <= names
 
 
 def test_open_store_unknown_scheme_names_known_ones() -> None:

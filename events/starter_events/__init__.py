@@ -6,7 +6,7 @@ known types when an unknown one is asked for. Adding a type is one small module 
 pure and does no I/O.
 """
 
-from starter_events import genesis, notes, signers
+from starter_events import genesis, keys, notes, signers
 from starter_events._registry import (
     EventType,
     known_types,
@@ -15,21 +15,48 @@ from starter_events._registry import (
     register,
     validate_payload,
 )
-from starter_events.errors import EventError, PayloadInvalidError, UnknownEventTypeError
+from starter_events.errors import (
+    EventError,
+    KeyTransitionError,
+    PayloadInvalidError,
+    UnknownEventTypeError,
+)
 from starter_events.genesis import GenesisPayload
+from starter_events.keyring import KeyRecord, KeyRing, KeyState, Plan, Step
+from starter_events.keys import (
+    KEY_EVENT_TYPES,
+    KeyActivatedPayload,
+    KeyExpiredPayload,
+    KeyRetiredPayload,
+    KeyRevokedPayload,
+    KeyStagedPayload,
+)
 from starter_events.notes import NoteRecordedPayload
 from starter_events.signers import SignerAddedPayload, SignerRevokedPayload
 
 __all__ = [
+    "KEY_EVENT_TYPES",
     "EventError",
     "EventType",
     "GenesisPayload",
+    "KeyActivatedPayload",
+    "KeyExpiredPayload",
+    "KeyRecord",
+    "KeyRetiredPayload",
+    "KeyRevokedPayload",
+    "KeyRing",
+    "KeyStagedPayload",
+    "KeyState",
+    "KeyTransitionError",
     "NoteRecordedPayload",
     "PayloadInvalidError",
+    "Plan",
     "SignerAddedPayload",
     "SignerRevokedPayload",
+    "Step",
     "UnknownEventTypeError",
     "genesis",
+    "keys",
     "known_types",
     "latest_version",
     "lookup",

@@ -19,7 +19,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from starter_contracts import Envelope
-from starter_events import latest_version, validate_payload
+from starter_events import (
+    KEY_EVENT_TYPES,
+    KeyRing,
+    latest_version,
+    validate_payload,
+)
 from starter_ledger.checkpoint import make_checkpoint
 from starter_ledger.clock import Clock, SystemClock
 from starter_ledger.encoding import b64_encode
@@ -33,6 +38,7 @@ from starter_ledger.errors import (
     NotAuthorisedError,
 )
 from starter_ledger.jcs import canonicalize
+from starter_ledger.jwks import apply_key_event, key_ring
 from starter_ledger.keys import Signer
 from starter_ledger.merkle import (
     Frontier,
@@ -79,6 +85,7 @@ class _Head:
     frontier: Frontier
     signers: SignerSet
     root: bytes  # the frontier's root, computed once
+    keys: KeyRing
 
     @property
     def size(self) -> int:
@@ -129,6 +136,10 @@ class Ledger:
 
     def root(self, size: int | None = None) -> bytes:
         return self.frontier(size).root()
+
+    def key_ring(self, size: int | None = None) -> KeyRing:
+        """The state of every token-signing key after the first ``size`` entries (default: all)."""
+        return key_ring(self.store, size)
 
     def signer_set(self, size: int | None = None) -> SignerSet:
         """Authorised signers after the first ``size`` entries, from the stored signer events."""
@@ -232,7 +243,9 @@ class Ledger:
         if self._head is None or self._head.size != size:
             self._head = None
             frontier = self.frontier(size)
-            self._head = _Head(frontier, self.signer_set(size), frontier.root())
+            self._head = _Head(
+                frontier, self.signer_set(size), frontier.root(), key_ring(self.store, size)
+            )
         return self._head
 
     def _append(
@@ -291,6 +304,7 @@ class Ledger:
             )
         frontier = head.frontier.copy()
         signers = head.signers.copy()
+        keys = head.keys
         ledger_origin = origin if head.size == 0 else signers.origin
         if ledger_origin is None:
             raise LedgerUnavailableError(
@@ -340,6 +354,10 @@ class Ledger:
                 ) from None
             except FormatError as e:
                 raise InputRejectedError(e.message) from None
+            if type_ in KEY_EVENT_TYPES:
+                if keys is head.keys:
+                    keys = keys.copy()
+                apply_key_event(keys, seq, type_, payload)  # KeyTransitionError: nothing written
             raw = encode_entry(envelope, signer)
             new_entries.append(NewEntry(seq, raw, type_, signer.kid))
             nodes.extend(frontier.append(leaf_hash(raw)))
@@ -355,7 +373,7 @@ class Ledger:
             checkpoint=note,
             entries=tuple(e.entry for e in new_entries),
         )
-        return batch, _Head(frontier, signers, root), result
+        return batch, _Head(frontier, signers, root, keys), result
 
 
 def parse_payload_json(data: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:

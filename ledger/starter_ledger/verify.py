@@ -24,11 +24,19 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any, Protocol
 
-from starter_events import EventError, validate_payload
+from starter_events import (
+    KEY_EVENT_TYPES,
+    EventError,
+    KeyRing,
+    KeyTransitionError,
+    validate_payload,
+)
 from starter_ledger.checkpoint import expected_body, signers_from_extensions
+from starter_ledger.clock import SystemClock
 from starter_ledger.encoding import b64_decode, b64_encode
 from starter_ledger.entry import decode_entry
 from starter_ledger.errors import FormatError, LedgerError, ProofError
+from starter_ledger.jwks import apply_key_event, jwks_bytes, jwks_digest, key_ring
 from starter_ledger.keys import Verifier, public_key_bytes, thumbprint
 from starter_ledger.merkle import (
     Frontier,
@@ -75,6 +83,8 @@ class VerifyReport:
     #: Size of the trusted checkpoint an incremental verification started from.
     verified_from: int | None = None
     signers: list[str] = field(default_factory=list)
+    #: ``sha256:<hex>`` of the JWKS the key events imply now (replayed entry by entry).
+    jwks_digest: str | None = None
     first_failure: Failure | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,14 +155,17 @@ def check_chunk(rows: list[tuple[int, bytes]], keys: dict[str, bytes]) -> list[_
             local.setdefault(thumbprint(payload["jwk"]), public_key_bytes(payload["jwk"]))
         deferred = (entry.jws.signing_input, entry.jws.signature) if sig is None else None
         genesis = sha256(raw).hexdigest() if env.seq == 0 else None
-        signer_payload = payload if env.type in SIGNER_EVENT_TYPES else None
+        # Only the payloads the in-order replay needs travel back from the workers.
+        rule_payload = (
+            payload if env.type in SIGNER_EVENT_TYPES or env.type in KEY_EVENT_TYPES else None
+        )
         info = (
             env.seq,
             env.origin,
             env.type,
             env.prev_root,
             kid,
-            signer_payload,
+            rule_payload,
             sig,
             deferred,
             genesis,
@@ -248,6 +261,7 @@ class _Replay:
         self.checkpoints_checked = 0
         self.entries_checked = 0
         self.last_kid: str | None = None
+        self.keys = KeyRing()
         self._prev_root = b64_encode(frontier.root())
 
     def feed(self, item: _Checked) -> None:
@@ -288,6 +302,11 @@ class _Replay:
             raise _Failed(seq, e.check, e.message) from None
         except FormatError as e:
             raise _Failed(seq, "payload", e.message) from None
+        if type_ in KEY_EVENT_TYPES:
+            try:
+                apply_key_event(self.keys, seq, type_, payload or {})
+            except KeyTransitionError as e:
+                raise _Failed(seq, "key-lifecycle", e.message) from None
         created = self.frontier.append(lh)
         if self.stored_nodes is not None:
             while self.stored_nodes and self.stored_nodes[0][0] < seq:
@@ -498,6 +517,9 @@ def _run(
 
 
 def _report(replay: _Replay, source: str, failure: Failure | None, **extra: Any) -> VerifyReport:
+    jwks = (
+        jwks_digest(jwks_bytes(replay.keys, SystemClock().now())) if replay.keys.records() else None
+    )
     return VerifyReport(
         ok=failure is None,
         size=replay.frontier.size,
@@ -508,6 +530,7 @@ def _report(replay: _Replay, source: str, failure: Failure | None, **extra: Any)
         entries_checked=replay.entries_checked,
         checkpoints_checked=replay.checkpoints_checked,
         signers=sorted(replay.signers.authorised),
+        jwks_digest=jwks,
         first_failure=failure,
         **extra,
     )
@@ -581,6 +604,7 @@ def verify_store(
 
     def after(replay: _Replay) -> None:
         _check_stored_tree(store, replay)
+        _check_jwks_projection(store, replay, size)
         if replay.pin is not None:
             proof = consistency_proof(replay.pin.size, size, store.read_nodes)
             try:
@@ -603,6 +627,23 @@ def verify_store(
         after=after,
         live=True,
     )
+
+
+def _check_jwks_projection(store: Any, replay: _Replay, size: int) -> None:
+    """The JWKS rebuilt from scratch (the stored key events, read through their index) must be
+    byte for byte the one replayed entry by entry."""
+    now = SystemClock().now()
+    try:
+        scratch = jwks_bytes(key_ring(store, size), now)
+    except LedgerError as e:
+        raise _Failed(None, "jwks-projection", e.message) from None
+    if scratch != jwks_bytes(replay.keys, now):
+        raise _Failed(
+            None,
+            "jwks-projection",
+            "the JWKS rebuilt from the indexed key events differs from the one replayed entry by "
+            "entry: the type index hides or invents key events",
+        )
 
 
 def _check_stored_tree(store: Any, replay: _Replay) -> None:
@@ -679,6 +720,7 @@ def verify_from_checkpoint(
             frontier, signers, store.iter_checkpoints(pin.size + 1), size, None, live=True
         )
         replay.genesis_sha256 = genesis
+        replay.keys = _keys_at(store, pin)
         replay.final_checked = size == pin.size
         if size == pin.size:
             _check_stored_newest(store, pin, signers.origin or "", last_key)
@@ -738,6 +780,21 @@ def _check_stored_newest(store: Any, pin: _Pin, origin: str, public_key: bytes) 
             f"the stored checkpoint for size {pin.size} is missing, differs from the trusted one "
             "or is not signed by the signer of the last entry",
         )
+
+
+def _keys_at(store: Any, pin: _Pin) -> KeyRing:
+    """The key states at the trusted checkpoint, from key events proved against its root."""
+    ring = KeyRing()
+    for seq, _ in store.entries_of_types(KEY_EVENT_TYPES, end=pin.size):
+        raw = _proved_entry(store, seq, pin)
+        try:
+            env = decode_entry(raw).envelope
+            apply_key_event(ring, seq, env.type, env.payload)
+        except FormatError as e:
+            raise _Failed(seq, "entry-format", e.message) from None
+        except KeyTransitionError as e:
+            raise _Failed(seq, "key-lifecycle", e.message) from None
+    return ring
 
 
 def _signers_at(

@@ -8,7 +8,8 @@ as few pages as possible:
   used to verify), ``nodes`` (the hashes of the perfect subtrees this entry completes: its leaf
   hash, then each parent, bottom up: 32 bytes each) and ``checkpoint`` (the signed checkpoint of
   size ``seq + 1`` when an append ended with this entry, else NULL);
-- a partial index over the signer events (genesis, signer added/revoked) only.
+- a partial index over the signer events (genesis, signer added/revoked) only;
+- (version 2) a partial index over the key lifecycle events (``key.*``) only.
 
 Version 1 also installs the triggers that reject UPDATE and DELETE (and TRUNCATE on PostgreSQL).
 Not for: queries on the hot path, which the store modules write directly.
@@ -23,12 +24,14 @@ from sqlalchemy import Connection, LargeBinary, text
 from sqlmodel import Column, Field, SQLModel
 
 #: The schema version this code writes. Opening a newer ledger fails; an older one is migrated.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 APPEND_ONLY_TABLES = ("ledger_entries", "ledger_schema")
 
 #: Event types the partial index covers; the SQL literal must match the query's word for word.
 SIGNER_TYPES_SQL = "('ledger.genesis', 'signer.added', 'signer.revoked')"
+#: The same for the key lifecycle events (version 2), which the JWKS projection reads.
+KEY_TYPES_SQL = "('key.staged', 'key.activated', 'key.retired', 'key.revoked', 'key.expired')"
 
 
 class EntryRow(SQLModel, table=True):
@@ -91,5 +94,14 @@ def _postgresql_triggers(conn: Connection) -> None:
             )
 
 
+def _v2(conn: Connection) -> None:
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ledger_key_events ON ledger_entries(seq) "
+            f"WHERE type IN {KEY_TYPES_SQL}"
+        )
+    )
+
+
 #: Migration to version N is MIGRATIONS[N - 1].
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]

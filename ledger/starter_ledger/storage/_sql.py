@@ -17,11 +17,23 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from starter_events.keys import KEY_EVENT_TYPES
 from starter_ledger.errors import ConflictError, LedgerUnavailableError
 from starter_ledger.merkle import NodeCoord
-from starter_ledger.storage._schema import MIGRATIONS, SCHEMA_VERSION, SIGNER_TYPES_SQL
+from starter_ledger.storage._schema import (
+    KEY_TYPES_SQL,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SIGNER_TYPES_SQL,
+)
 from starter_ledger.storage.interface import AppendBatch
 from starter_ledger.trust import SIGNER_EVENT_TYPES
+
+#: Type sets with a partial index, and the SQL literal the index was created with.
+_INDEXED_TYPES = {
+    frozenset(SIGNER_EVENT_TYPES): SIGNER_TYPES_SQL,
+    frozenset(KEY_EVENT_TYPES): KEY_TYPES_SQL,
+}
 
 
 def _as_bytes(value: object) -> bytes:
@@ -274,9 +286,10 @@ class SQLStore:
             return []
         stop = self.size() if end is None else end
         try:
-            if set(types) == set(SIGNER_EVENT_TYPES):
+            indexed = _INDEXED_TYPES.get(frozenset(types))
+            if indexed is not None:
                 # Written exactly like the partial index's WHERE, so the database uses the index.
-                sql = f"SELECT seq, entry FROM ledger_entries WHERE type IN {SIGNER_TYPES_SQL}"
+                sql = f"SELECT seq, entry FROM ledger_entries WHERE type IN {indexed}"
                 found = self._raw.execute(
                     self._sql(sql + " AND seq < ? ORDER BY seq"), (stop,)
                 ).fetchall()
