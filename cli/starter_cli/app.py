@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from starter_cli import ledger_cmds
+from starter_cli import keys_cmds, ledger_cmds
 
 app = typer.Typer(
     name="starter-cli",
@@ -23,6 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(ledger_cmds.app, name="ledger")
+app.add_typer(keys_cmds.app, name="keys")
 
 
 @app.callback()
