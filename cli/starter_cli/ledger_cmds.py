@@ -288,9 +288,13 @@ def verify(
     jobs: int | None = typer.Option(
         None, "--jobs", min=1, help="Worker processes (default: all cores on large ledgers)."
     ),
+    jwks: Path | None = typer.Option(
+        None, "--jwks", help="Also check that this published JWKS file is the projection now."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Prove history was never rewritten: signatures, authorisation, tree, checkpoints, pins.
+    """Prove history was never rewritten: signatures, authorisation, tree, checkpoints, pins,
+    key lifecycle and the JWKS projection.
 
     Exit code 0 when verified, 1 when any check fails (the first failure names the entry).
     """
@@ -335,6 +339,8 @@ def verify(
                         jobs=jobs,
                         progress=progress,
                     )
+    if jwks is not None and report.ok:
+        _check_published_jwks(report, jwks)
     if json_out:
         print_json(report.to_dict())
     elif report.ok:
@@ -353,6 +359,28 @@ def verify(
         check, message = (f.check, f.message) if f else ("unknown", "verification failed")
         typer.echo(f"FAILED {report.source}: {where}: {check}: {safe(message)}", err=True)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _check_published_jwks(report: Any, path: Path) -> None:
+    """Fail the report when the JWKS file at ``path`` is not the projection just verified."""
+    import hashlib
+
+    from starter_ledger.errors import InputRejectedError
+    from starter_ledger.verify import Failure
+
+    try:
+        digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as e:
+        raise InputRejectedError(f"cannot read JWKS file {path}: {e.strerror}") from None
+    expected = report.jwks_digest or "sha256:" + hashlib.sha256(b'{"keys":[]}').hexdigest()
+    if digest != expected:
+        report.ok = False
+        report.first_failure = Failure(
+            None,
+            "jwks-file",
+            f"{path} ({digest}) is not the JWKS the ledger implies now ({expected}): "
+            "republish it with 'starter-cli keys publish'",
+        )
 
 
 @app.command("checkpoint")
