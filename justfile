@@ -16,14 +16,19 @@ setup:
     test -x {{venv}}/bin/python || python3 -m venv {{venv}}
     {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -e ./contracts -e '.[dev]'
 
-# End to end on the embedded default: create a ledger, append, print a checkpoint, verify.
+# End to end on the embedded default: create a ledger, append, rotate a signing key, publish the
+# JWKS, sign a test token, print a checkpoint, verify.
 demo dir=".ledger":
     {{bin}}starter-cli ledger init --origin localhost/starter-ledger --ledger sqlite:///{{dir}}/ledger.db || test $? -eq 8
     echo '{"text": "platform bootstrapped"}' | {{bin}}starter-cli ledger append --ledger sqlite:///{{dir}}/ledger.db --type note.recorded --payload -
     echo '{"text": "first release planned"}' | {{bin}}starter-cli ledger append --ledger sqlite:///{{dir}}/ledger.db --type note.recorded --payload -
     {{bin}}starter-cli ledger show --ledger sqlite:///{{dir}}/ledger.db
+    {{bin}}starter-cli keys rotate --ledger sqlite:///{{dir}}/ledger.db --activate-now
+    {{bin}}starter-cli keys publish --ledger sqlite:///{{dir}}/ledger.db --out {{dir}}/jwks.json
+    {{bin}}starter-cli keys status --ledger sqlite:///{{dir}}/ledger.db
+    {{bin}}starter-cli keys sign-test --ledger sqlite:///{{dir}}/ledger.db
     {{bin}}starter-cli ledger checkpoint --ledger sqlite:///{{dir}}/ledger.db --out {{dir}}/checkpoint.txt
-    {{bin}}starter-cli ledger verify --ledger sqlite:///{{dir}}/ledger.db --checkpoint {{dir}}/checkpoint.txt
+    {{bin}}starter-cli ledger verify --ledger sqlite:///{{dir}}/ledger.db --checkpoint {{dir}}/checkpoint.txt --jwks {{dir}}/jwks.json
 
 # Run the whole test suite.
 test *args:
