@@ -5,7 +5,9 @@ building a ``boto3`` client with short timeouts and few retries, and translating
 exception into ``KeyStoreError`` (the key is missing or unusable) or ``KeyStoreUnreachableError``
 (AWS could not be reached or refused the call). Messages name the store URL, the error code and
 what to check; never credentials, an AWS error text (which may quote request details) or key
-material. Not for: anything service-specific (``aws_kms``, ``aws_secretsmanager``).
+material. botocore's DEBUG records of request and response bodies and signed headers are withheld
+when they carry a private key or a session token (``botocore.endpoint``, ``.parsers``, ``.auth``).
+Not for: anything service-specific (``aws_kms``, ``aws_secretsmanager``).
 
 Credentials come from boto3's default chain (environment, profiles, SSO, instance/task roles);
 when ``AWS_SECRET_ACCESS_KEY`` is set it must not be a placeholder. Plain ``http://`` endpoints
@@ -15,6 +17,7 @@ are accepted only on loopback (tests, local proxies): anything else must be ``ht
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -65,6 +68,25 @@ _CREDENTIALS_HINT = (
     "check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the "
     "instance/task role)"
 )
+
+
+class _WithholdSecrets(logging.Filter):
+    """Replaces a botocore DEBUG record that would print a private key or a session token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage().lower()
+        except Exception:  # a record that cannot be formatted is shown as logging would
+            return True
+        if "private key" in text or "x-amz-security-token" in text:
+            record.msg, record.args = "(botocore record withheld: it carries key material)", ()
+        return True
+
+
+_WITHHOLD = _WithholdSecrets()
+for _name in ("botocore.endpoint", "botocore.parsers", "botocore.auth"):
+    if not any(isinstance(f, _WithholdSecrets) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(_WITHHOLD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +196,8 @@ def make_client(service: str, where: AwsUrl) -> Any:
 def translate(error: Exception, url: str, action: str, *, ref: str | None = None) -> KeyStoreError:
     """The key store error for a botocore ``error`` while doing IAM ``action`` (``kms:Sign``)."""
     if isinstance(error, ParamValidationError):
-        return KeyStoreError(f"{ref!r} is not a key reference {url} accepts (for {action})")
+        what = "the request" if ref is None else repr(ref)
+        return KeyStoreError(f"{what} is not valid for {action} in {url}", hint="check the ref")
     if not isinstance(error, ClientError):
         name = type(error).__name__
         if "Credential" in name or "SSO" in name or "Token" in name or "Profile" in name:

@@ -111,11 +111,11 @@ class AwsKmsTokenKeyStore:
         self._where = parse_url(url, "aws-kms", with_prefix=False, options=("alias",))
         alias = self._where.option("alias")
         if alias is not None and (
-            not _ALIAS.fullmatch(alias) or alias.lower().startswith("aws") or len(alias) > 200
+            not _ALIAS.fullmatch(alias) or alias.lower().split("/")[0] == "aws" or len(alias) > 200
         ):
             raise KeyStoreError(
                 f"alias= of {self.url} must be letters, digits, _ and - (parts joined by /), "
-                "not starting with 'aws'"
+                "not starting with 'aws/'"
             )
         self._alias = alias
         self._client = client if client is not None else make_client("kms", self._where)
