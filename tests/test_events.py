@@ -26,12 +26,22 @@ from starter_events import (
 )
 from starter_ledger.trust import make_proof_of_possession
 
-KNOWN = ("ledger.genesis", "note.recorded", "signer.added", "signer.revoked")
+KNOWN = (
+    "key.activated",
+    "key.expired",
+    "key.retired",
+    "key.revoked",
+    "key.staged",
+    "ledger.genesis",
+    "note.recorded",
+    "signer.added",
+    "signer.revoked",
+)
 JWK = make_signer("events").public_jwk
 
 
-def test_known_types_lists_the_four_types() -> None:
-    """Users can list exactly the four event types of the catalog, each at version 1."""
+def test_known_types_lists_the_catalog() -> None:
+    """Users can list exactly the nine event types of the catalog, each at version 1."""
     assert dict(known_types()) == dict.fromkeys(KNOWN, (1,))
     assert list(known_types()) == sorted(KNOWN)
 
@@ -84,6 +94,14 @@ def test_registering_a_type_twice_is_refused() -> None:
 
 def _valid_payloads() -> dict[str, dict[str, Any]]:
     signer = make_signer("events")
+    key = {
+        "key_set": "default",
+        "kid": signer.kid,
+        "alg": "EdDSA",
+        "jwk": JWK,
+        "not_before": "2026-01-01T00:00:00.000Z",
+        "not_after": "2026-03-01T00:00:00.000Z",
+    }
     return {
         "ledger.genesis": {"origin": ORIGIN, "signer": JWK, "description": "d"},
         "note.recorded": {"text": "hello"},
@@ -93,6 +111,16 @@ def _valid_payloads() -> dict[str, dict[str, Any]]:
             "note": "n",
         },
         "signer.revoked": {"kid": signer.kid, "reason": "left"},
+        "key.staged": {
+            **key,
+            "store": "file://.ledger/keys/tokens",
+            "ref": signer.kid,
+            "token_ttl_seconds": 3600,
+        },
+        "key.activated": key,
+        "key.retired": {**key, "verify_until": "2026-03-01T01:00:00.000Z"},
+        "key.revoked": {**key, "reason": "compromised", "compromised_since": None},
+        "key.expired": key,
     }
 
 
