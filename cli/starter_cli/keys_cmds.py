@@ -162,10 +162,13 @@ def _report(action: KeyAction, receipts: Path | None, ledger_url: str, json_out:
             folder.mkdir(parents=True, exist_ok=True)
             write_atomically(path, (action.receipt + "\n").encode("ascii"))
         except (OSError, InputRejectedError) as e:
+            import sys
+
+            sys.stdout.write(action.receipt + "\n")  # the only copy: the caller must keep it
             raise InputRejectedError(
                 f"the change is recorded (ledger entries {action.result.first_seq}.."
                 f"{action.result.size - 1}) but its receipt could not be written to {path}: {e}",
-                hint="fix the folder (--receipts) and keep the receipt printed by --json",
+                hint="fix the folder (--receipts) and save the receipt printed on stdout",
             ) from None
     if json_out:
         print_json(
@@ -230,7 +233,8 @@ def rotate(
     policy = _policy(cache_lifetime, key_lifetime, token_ttl)
     with _open(ledger) as led:
         signer = open_keystore(key or default_key_url(ledger)).load()
-        keystore = open_token_keystore(store or f"file://{_beside_ledger(ledger, 'keys/tokens')}")
+        default = f"file://{_beside_ledger(ledger, 'keys/tokens').resolve()}"
+        keystore = open_token_keystore(store or default)
         try:
             action = _manager(led, policy).rotate(
                 keystore,
@@ -408,7 +412,8 @@ def publish(
             {"path": str(out), "digest": jwks_digest(body), "next_change": next_change_text(nxt)}
         )
         return
-    typer.echo(f"wrote {out} ({jwks_digest(body)}); next scheduled change: {next_change_text(nxt)}")
+    when = next_change_text(nxt) or "none"
+    typer.echo(f"wrote {out} ({jwks_digest(body)}); next scheduled change: {when}")
 
 
 @receipt_app.command("verify")
@@ -465,10 +470,16 @@ def sign_test(
         manager = _manager(led)
         record = manager.ring().active(key_set)
         origin = led.origin()
+        now = manager.clock.now()
     if record is None:
         raise InputRejectedError(
             f"key set {key_set!r} has no active key",
             hint="run 'starter-cli keys rotate --activate-now', or 'keys tick' when one is due",
+        )
+    if (next_change_text(now) or "") >= record.not_after:
+        raise InputRejectedError(
+            f"the active key {record.kid} stopped signing at {record.not_after}",
+            hint="run 'starter-cli keys tick' (and 'keys rotate' if no key is staged)",
         )
     lifetime = min(parse_duration(ttl, "--ttl"), dt.timedelta(seconds=record.token_ttl_seconds))
     keystore = open_token_keystore(store or record.store)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from starter_events import KeyRing, KeyState, Step
+from starter_events import KeyRing, KeyState, KeyTransitionError, Step
 from starter_events.keyring import format_timestamp
 from starter_ledger.clock import Clock, SystemClock
 from starter_ledger.errors import InputRejectedError, KeyStoreError
@@ -170,6 +170,11 @@ class KeyManager:
             known = ", ".join(k.kid for k in ring.records()) or "none"
             raise InputRejectedError(
                 f"no key {kid} in this ledger (known: {known})",
+                hint="see 'starter-cli keys status'",
+            )
+        if record.state is KeyState.REVOKED:
+            raise KeyTransitionError(
+                f"key {kid} is revoked already (reason: {record.reason})",
                 hint="see 'starter-cli keys status'",
             )
         payload = {**record.fixed(), "reason": reason}
