@@ -179,7 +179,8 @@ class KeyRing:
         for name in _FIXED:
             if payload.get(name) != fixed[name]:
                 raise KeyTransitionError(
-                    f"{type_} for key {kid} changes {name}, which its key.staged fixed"
+                    f"key {kid} is {current.state}; {type_} changes {name}, "
+                    "which its key.staged fixed"
                 )
         if target is KeyState.ACTIVE:
             other = self.active(current.key_set)
@@ -299,7 +300,7 @@ class KeyRing:
                 continue
             horizon = format_timestamp(now + warn_within)
             if active.not_after <= horizon and not any(
-                k.not_before < active.not_after for k in staged
+                k.not_before <= active.not_after for k in staged
             ):
                 out.append(
                     f"active key {active.kid} of key set {key_set!r} expires at "
