@@ -1,17 +1,26 @@
-"""Helpers of the key lifecycle tests: key event payloads, the CLI error contract, ledger file
-snapshots, and the private material of key files (for the no-leak scan)."""
+"""Helpers of the key lifecycle tests: key event payloads, a CLI runner with a rehearsal clock,
+the CLI error contract, ledger snapshots, the private material of key files (for the no-leak
+scan), and a local HTTP server for the published JWKS."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
+import json
+import os
 import re
 import shutil
 import sqlite3
+import subprocess
 import tempfile
-from contextlib import closing
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +28,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import CliResult, make_signer
+from conftest import CLI, CliResult, make_signer
 from starter_events import validate_payload
 from starter_events.keyring import format_timestamp
+from starter_ledger import Ledger
 from starter_ledger.keys import thumbprint
 
 #: A fixed moment the domain tests schedule from.
@@ -110,6 +120,35 @@ def snapshot(db: Path) -> tuple[dict[str, str], list[str]]:
     return files, dump
 
 
+# -- a ledger store's contents ----------------------------------------------------------------
+
+
+def store_contents(ledger: Ledger) -> tuple[Any, ...]:
+    """Everything a store holds: entries, checkpoints and the root, verbatim."""
+    store = ledger.store
+    return (
+        store.size(),
+        list(store.iter_entries()),
+        list(store.iter_checkpoints()),
+        ledger.root(),
+    )
+
+
+def store_files(ledger: Ledger) -> dict[str, str]:
+    """sha256 of a SQLite ledger's file and its side files (-wal, -shm); nothing for the other
+    backends."""
+    url = ledger.store.url
+    if not url.startswith("sqlite:///"):
+        return {}
+    db = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    assert db.is_file()
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(db.parent.iterdir())
+        if p.name.startswith(db.name)
+    }
+
+
 # -- private material and the leak scan --------------------------------------------------------
 
 
@@ -178,3 +217,67 @@ def find_leaks(corpus: dict[str, bytes], secrets: dict[str, dict[str, bytes]]) -
                     f"{where}: {key_name}/{form}" for form, value in forms.items() if value in chunk
                 )
     return found
+
+
+# -- running the CLI ------------------------------------------------------------------------
+
+
+def real_now() -> dt.datetime:
+    """The real time to the second: tokens signed at it pass PyJWT's exp/iat checks."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@dataclass
+class Cli:
+    """Runs starter-cli against one ledger folder at a time chosen with ``at``; keeps every
+    result (for the leak scan)."""
+
+    root: Path
+    env: dict[str, str]
+    log: list[CliResult] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, root: Path) -> Cli:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STARTER_")}
+        env.update(STARTER_LEDGER_URL=f"sqlite:///{root / 'ledger' / 'ledger.db'}")
+        env.update(STARTER_ACTOR="tester")
+        return cls(root, env)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "ledger"
+
+    def at(self, moment: dt.datetime) -> None:
+        self.env["STARTER_NOW"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def __call__(self, *args: str, **env: str) -> CliResult:
+        proc = subprocess.run(
+            [*CLI, *args], capture_output=True, env={**self.env, **env}, cwd=self.root, timeout=120
+        )
+        result = CliResult(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        self.log.append(result)
+        return result
+
+    def json(self, *args: str) -> Any:
+        result = self(*args, "--json")
+        assert result.code == 0, result
+        return json.loads(result.stdout)
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port) from a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
