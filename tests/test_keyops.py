@@ -9,7 +9,6 @@ transition is refused by the ledger itself without writing anything.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from _keys_helpers import HOUR, follow, ts
+from _keys_helpers import HOUR, follow, store_contents, store_files, ts
 from conftest import make_signer
 from starter_events import KeyState, KeyTransitionError
 from starter_ledger import Ledger
@@ -44,32 +43,6 @@ def store(tmp_path: Path) -> FileTokenKeyStore:
 @pytest.fixture
 def manager(ledger: Ledger, clock: FixedClock) -> KeyManager:
     return KeyManager(ledger, clock=clock)
-
-
-def _state(ledger: Ledger) -> tuple[Any, ...]:
-    """Everything a store holds: entries, checkpoints and the root, verbatim."""
-    store = ledger.store
-    return (
-        store.size(),
-        list(store.iter_entries()),
-        list(store.iter_checkpoints()),
-        ledger.root(),
-    )
-
-
-def _files(ledger: Ledger) -> dict[str, str]:
-    """sha256 of a SQLite ledger's file and its side files (-wal, -shm); nothing for the other
-    backends."""
-    url = ledger.store.url
-    if not url.startswith("sqlite:///"):
-        return {}
-    db = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
-    assert db.is_file()
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(db.parent.iterdir())
-        if p.name.startswith(db.name)
-    }
 
 
 def _published(manager: KeyManager) -> list[str]:
@@ -110,12 +83,12 @@ def test_activation_sooner_than_the_cache_lifetime_is_refused(
     manager: KeyManager, ledger: Ledger, clock: FixedClock, store: FileTokenKeyStore, signer: Any
 ) -> None:
     """A key cannot be scheduled before every cached JWKS has seen it; nothing is written."""
-    before = _state(ledger)
+    before = store_contents(ledger)
     too_soon = clock.now() + HOUR - MS
     with pytest.raises(InputRejectedError, match="sooner than clients") as info:
         manager.rotate(store, signer, ACTOR, activate_at=too_soon)
     assert info.value.exit_code == 3
-    assert _state(ledger) == before
+    assert store_contents(ledger) == before
     assert not store.folder.exists()  # no key was even created
     action = manager.rotate(store, signer, ACTOR, activate_at=clock.now() + HOUR)
     assert action.changed
@@ -196,14 +169,14 @@ def test_revoke_takes_a_key_out_of_the_jwks_at_once(
     assert record is not None
     assert (record.state, record.reason) == (KeyState.REVOKED, "leaked")
 
-    before = _state(ledger)
+    before = store_contents(ledger)
     with pytest.raises(InputRejectedError, match=f"no key {'A' * 43} in this ledger") as unknown:
         manager.revoke("A" * 43, "x", signer, ACTOR)
     assert active in unknown.value.message
     with pytest.raises(KeyTransitionError, match=f"key {active} is revoked") as again:
         manager.revoke(active, "again", signer, ACTOR)
     assert again.value.exit_code == 10
-    assert _state(ledger) == before
+    assert store_contents(ledger) == before
 
 
 def test_a_concurrent_switch_cannot_slip_through(
@@ -390,14 +363,14 @@ def test_an_invalid_transition_is_refused_and_nothing_is_written(
     byte for byte as it was."""
     action = manager.rotate(store, signer, ACTOR, activate_now=True)
     stage = action.steps[0].payload
-    files = _files(ledger)
-    before = _state(ledger)
+    files = store_files(ledger)
+    before = store_contents(ledger)
     type_, payload = _INVALID[case](stage)
     with pytest.raises(KeyTransitionError, match="entry 3: ") as info:
         ledger.append(type_, payload, signer, ACTOR)
     assert info.value.exit_code == 10
-    assert _state(ledger) == before
-    assert _files(ledger) == files
+    assert store_contents(ledger) == before
+    assert store_files(ledger) == files
     assert verify_store(ledger.store).ok
 
 
