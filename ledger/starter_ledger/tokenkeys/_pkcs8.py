@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from starter_ledger.errors import KeyStoreError
-from starter_ledger.jwk import alg_of_jwk, der_to_raw_ecdsa, public_jwk_of, thumbprint
-from starter_ledger.tokenkeys.interface import StoredKey
+from starter_ledger.jwk import der_to_raw_ecdsa, public_jwk_of
+from starter_ledger.tokenkeys.interface import PublicKeyParts, StoredKey
 
 #: Algorithms a PKCS#8-holding store can create keys for.
 LOCAL_ALGS: tuple[str, ...] = ("EdDSA", "ES256")
@@ -36,10 +36,10 @@ def generate_pem(alg: str) -> bytes:
     return pem
 
 
-class LocalSigner:
+class LocalSigner(PublicKeyParts):
     """Signs with a private key loaded from PKCS#8; ``repr`` shows only the ``kid``."""
 
-    __slots__ = ("_alg", "_jwk", "_key", "_kid")
+    __slots__ = ("_key",)
 
     def __init__(self, pem: bytes, where: str) -> None:
         try:
@@ -51,24 +51,10 @@ class LocalSigner:
         if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise KeyStoreError(f"{where} holds a {type(key).__name__}, not Ed25519 or P-256")
         try:
-            self._jwk = public_jwk_of(key)
+            self._set_public(public_jwk_of(key))
         except Exception:
             raise KeyStoreError(f"{where} holds a key that is neither Ed25519 nor P-256") from None
         self._key = key
-        self._alg = alg_of_jwk(self._jwk)
-        self._kid = thumbprint(self._jwk)
-
-    @property
-    def kid(self) -> str:
-        return self._kid
-
-    @property
-    def alg(self) -> str:
-        return self._alg
-
-    @property
-    def public_jwk(self) -> dict[str, str]:
-        return dict(self._jwk)
 
     def sign(self, message: bytes) -> bytes:
         if isinstance(self._key, Ed25519PrivateKey):

@@ -28,11 +28,10 @@ from starter_ledger.jwk import (
     alg_of_jwk,
     der_to_raw_ecdsa,
     public_jwk_of,
-    thumbprint,
     verify_signature,
 )
 from starter_ledger.tokenkeys._aws import AWS_ERRORS, make_client, parse_url, translate
-from starter_ledger.tokenkeys.interface import StoredKey
+from starter_ledger.tokenkeys.interface import PublicKeyParts, StoredKey
 
 __all__ = ["AwsKmsSigner", "AwsKmsTokenKeyStore", "open_store"]
 
@@ -46,26 +45,14 @@ _RAW_LIMIT = 4096
 _ALIAS = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*")
 
 
-class AwsKmsSigner:
+class AwsKmsSigner(PublicKeyParts):
     """Signs with one KMS key; ``repr`` shows only the key id and ``kid``."""
 
-    __slots__ = ("_alg", "_client", "_jwk", "_kid", "_ref", "_url")
+    __slots__ = ("_client", "_ref", "_url")
 
-    def __init__(self, client: Any, url: str, ref: str, jwk: dict[str, str], kid: str) -> None:
+    def __init__(self, client: Any, url: str, ref: str, jwk: dict[str, str]) -> None:
         self._client, self._url, self._ref = client, url, ref
-        self._jwk, self._kid, self._alg = jwk, kid, alg_of_jwk(jwk)
-
-    @property
-    def kid(self) -> str:
-        return self._kid
-
-    @property
-    def alg(self) -> str:
-        return self._alg
-
-    @property
-    def public_jwk(self) -> dict[str, str]:
-        return dict(self._jwk)
+        self._set_public(jwk)
 
     def sign(self, message: bytes) -> bytes:
         algorithm = _SPECS[self._alg][1]
@@ -174,7 +161,7 @@ class AwsKmsTokenKeyStore:
                 "ECC_NIST_P256 or ECC_NIST_EDWARDS25519 SIGN_VERIFY key",
                 hint="pass the key id 'keys rotate' recorded for this store",
             )
-        return AwsKmsSigner(self._client, self.url, ref, jwk, thumbprint(jwk))
+        return AwsKmsSigner(self._client, self.url, ref, jwk)
 
     def close(self) -> None:
         self._client.close()

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starter_ledger.errors import FormatError, KeyStoreError, KeyStoreUnreachableError
 from starter_ledger.jwk import der_to_raw_ecdsa, public_jwk_of, thumbprint, verify_signature
 from starter_ledger.secrets import require_secret
-from starter_ledger.tokenkeys.interface import StoredKey
+from starter_ledger.tokenkeys.interface import PublicKeyParts, StoredKey
 
 __all__ = ["AzureKeyVaultSigner", "AzureKeyVaultStore", "open_store", "parse_url"]
 
@@ -113,27 +113,16 @@ def _translate(error: Exception, vault: str, action: str, what: str) -> KeyStore
     return KeyStoreUnreachableError(f"cannot use {vault} for {action} ({type(error).__name__})")
 
 
-class AzureKeyVaultSigner:
+class AzureKeyVaultSigner(PublicKeyParts):
     """Signs with one version of the vault key; ``repr`` shows only the version and ``kid``."""
 
-    __slots__ = ("_client", "_jwk", "_kid", "_ref", "_store")
+    __slots__ = ("_client", "_ref", "_store")
 
     def __init__(self, store: AzureKeyVaultStore, key: KeyVaultKey, jwk: dict[str, str]) -> None:
-        self._store, self._jwk, self._kid = store, jwk, thumbprint(jwk)
+        self._store = store
+        self._set_public(jwk)
         self._ref = str(key.properties.version)
         self._client = store._crypto_client(key)
-
-    @property
-    def kid(self) -> str:
-        return self._kid
-
-    @property
-    def alg(self) -> str:
-        return "ES256"
-
-    @property
-    def public_jwk(self) -> dict[str, str]:
-        return dict(self._jwk)
 
     def sign(self, message: bytes) -> bytes:
         digest = hashlib.sha256(message).digest()

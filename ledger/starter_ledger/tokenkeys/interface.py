@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from starter_ledger.errors import KeyStoreError, KeyStoreUnreachableError
+from starter_ledger.jwk import alg_of_jwk, thumbprint
 
 __all__ = [
     "KeyStoreError",
     "KeyStoreUnreachableError",
+    "PublicKeyParts",
     "StoredKey",
     "TokenKeyStore",
     "TokenSigner",
@@ -55,6 +57,30 @@ class TokenSigner(Protocol):
     def sign(self, message: bytes) -> bytes:
         """The JWS signature over ``message``: 64 bytes for EdDSA, ``r || s`` for ES256."""
         ...
+
+
+class PublicKeyParts:
+    """The public side every signer shares: its JWK, the ``kid`` (RFC 7638 thumbprint) and the
+    ``alg`` the key type implies. Backends' signers inherit it and call ``_set_public``."""
+
+    __slots__ = ("_alg", "_jwk", "_kid")
+
+    def _set_public(self, jwk: dict[str, str]) -> None:
+        self._jwk = dict(jwk)
+        self._alg = alg_of_jwk(jwk)
+        self._kid = thumbprint(jwk)
+
+    @property
+    def kid(self) -> str:
+        return self._kid
+
+    @property
+    def alg(self) -> str:
+        return self._alg
+
+    @property
+    def public_jwk(self) -> dict[str, str]:
+        return dict(self._jwk)
 
 
 class TokenKeyStore(Protocol):

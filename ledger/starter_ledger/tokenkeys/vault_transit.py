@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starter_ledger.errors import KeyStoreError, KeyStoreUnreachableError
 from starter_ledger.jwk import public_jwk_of, thumbprint
 from starter_ledger.tokenkeys._vault import VaultConnection, VaultUrl, parse_url
-from starter_ledger.tokenkeys.interface import StoredKey
+from starter_ledger.tokenkeys.interface import PublicKeyParts, StoredKey
 
 __all__ = ["TransitSigner", "VaultTransitStore", "open_store"]
 
@@ -56,31 +56,19 @@ def _public_jwk(key_type: str, public_key: Any, where: str) -> dict[str, str]:
         raise KeyStoreError(f"{where} has a public key that is not a {key_type} key") from None
 
 
-class TransitSigner:
+class TransitSigner(PublicKeyParts):
     """Signs with one version of a transit key; ``repr`` shows only the key and version."""
 
-    __slots__ = ("_alg", "_jwk", "_kid", "_store", "_version")
+    __slots__ = ("_store", "_version")
 
     def __init__(
         self, store: VaultTransitStore, version: int, alg: str, jwk: dict[str, str]
     ) -> None:
         self._store = store
         self._version = version
-        self._alg = alg
-        self._jwk = jwk
-        self._kid = thumbprint(jwk)
-
-    @property
-    def kid(self) -> str:
-        return self._kid
-
-    @property
-    def alg(self) -> str:
-        return self._alg
-
-    @property
-    def public_jwk(self) -> dict[str, str]:
-        return dict(self._jwk)
+        self._set_public(jwk)
+        if self._alg != alg:
+            raise KeyStoreError(f"transit key version {version} is not an {alg} key")
 
     def sign(self, message: bytes) -> bytes:
         return self._store.sign(self._version, self._alg, message)
