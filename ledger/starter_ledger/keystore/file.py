@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starter_ledger.errors import KeyStoreError
 from starter_ledger.keys import Ed25519Signer
 
-__all__ = ["FileKeyStore"]
+__all__ = ["FileKeyStore", "read_key_file", "write_key_file"]
 
 
 class FileKeyStore:
@@ -34,25 +34,13 @@ class FileKeyStore:
         return self.path.exists()
 
     def load(self) -> Ed25519Signer:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            raise KeyStoreError(
+        data = read_key_file(
+            self.path,
+            KeyStoreError(
                 f"no key file at {self.path}",
                 hint="create one with 'starter-cli ledger init' or pass --key file://PATH",
-            ) from None
-        except OSError as e:
-            raise KeyStoreError(f"cannot read key file {self.path}: {e.strerror}") from None
-        if st.st_mode & 0o077:
-            raise KeyStoreError(
-                f"key file {self.path} is readable by group or others "
-                f"(mode {stat.filemode(st.st_mode)})",
-                hint=f"run 'chmod 600 {self.path}'",
-            )
-        try:
-            data = self.path.read_bytes()
-        except OSError as e:
-            raise KeyStoreError(f"cannot read key file {self.path}: {e.strerror}") from None
+            ),
+        )
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError):
@@ -81,21 +69,46 @@ class FileKeyStore:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise KeyStoreError(
-                f"key file {self.path} exists already; refusing to overwrite it",
-                hint="use it with --key, or choose another path",
-            ) from None
-        except OSError as e:
-            raise KeyStoreError(f"cannot create key file {self.path}: {e.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            self.path.unlink(missing_ok=True)
-            raise KeyStoreError(f"cannot write key file {self.path}: {e.strerror}") from None
+        write_key_file(self.path, pem, hint="use it with --key, or choose another path")
+
+
+def read_key_file(path: Path, missing: KeyStoreError) -> bytes:
+    """The bytes of a private key file; ``missing`` is raised when there is none, and a file that
+    group or others may read is refused, naming the ``chmod`` that fixes it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise missing from None
+    except OSError as e:
+        raise KeyStoreError(f"cannot read key file {path}: {e.strerror}") from None
+    if st.st_mode & 0o077:
+        raise KeyStoreError(
+            f"key file {path} is readable by group or others (mode {stat.filemode(st.st_mode)})",
+            hint=f"run 'chmod 600 {path}'",
+        )
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise KeyStoreError(f"cannot read key file {path}: {e.strerror}") from None
+
+
+def write_key_file(path: Path, pem: bytes, *, hint: str) -> None:
+    """Create ``path`` with mode 0600 (folder 0700) holding ``pem``, fsynced; never overwrites
+    (``hint`` says what to do when it exists); removed again if writing fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyStoreError(
+            f"key file {path} exists already; refusing to overwrite it", hint=hint
+        ) from None
+    except OSError as e:
+        raise KeyStoreError(f"cannot create key file {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise KeyStoreError(f"cannot write key file {path}: {e.strerror}") from None

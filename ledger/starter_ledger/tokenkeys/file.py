@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 
 from starter_ledger.errors import KeyStoreError
+from starter_ledger.keystore.file import read_key_file, write_key_file
 from starter_ledger.tokenkeys._pkcs8 import LOCAL_ALGS, LocalSigner, generate_pem
 from starter_ledger.tokenkeys.interface import StoredKey
 
@@ -44,42 +44,18 @@ class FileTokenKeyStore:
         pem = generate_pem(alg)
         signer = LocalSigner(pem, "a new key")
         path = self._path(signer.kid)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as e:
-            raise KeyStoreError(f"cannot create key file {path}: {e.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            path.unlink(missing_ok=True)
-            raise KeyStoreError(f"cannot write key file {path}: {e.strerror}") from None
+        write_key_file(path, pem, hint="a key with this kid is stored already")
         return signer.stored(signer.kid)
 
     def signer(self, ref: str) -> LocalSigner:
         path = self._path(ref)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise KeyStoreError(
+        pem = read_key_file(
+            path,
+            KeyStoreError(
                 f"no key {ref} in {self.url}",
                 hint="check --store: the key lives where 'keys rotate' created it",
-            ) from None
-        except OSError as e:
-            raise KeyStoreError(f"cannot read key file {path}: {e.strerror}") from None
-        if st.st_mode & 0o077:
-            raise KeyStoreError(
-                f"key file {path} is readable by group or others "
-                f"(mode {stat.filemode(st.st_mode)})",
-                hint=f"run 'chmod 600 {path}'",
-            )
-        try:
-            pem = path.read_bytes()
-        except OSError as e:
-            raise KeyStoreError(f"cannot read key file {path}: {e.strerror}") from None
+            ),
+        )
         signer = LocalSigner(pem, f"key file {path}")
         if signer.kid != ref:
             raise KeyStoreError(f"key file {path} holds key {signer.kid}, not {ref}")
