@@ -48,8 +48,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
-from _keystore_case import StoreCase
-from _moto import free_port
+from _keystore_case import StoreCase, free_port
 from starter_ledger.tokenkeys.azure_keyvault import AzureKeyVaultStore
 
 TENANT = "00000000-0000-4000-8000-000000000001"  # a made-up tenant id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,3 +22,11 @@ class StoreCase:
     secrets: tuple[str, ...] = ()
     #: A store of the same kind whose service cannot be reached (None for the file store).
     unreachable: Callable[[], TokenKeyStore] | None = field(default=None)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (bound once by the OS, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port

@@ -21,18 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from _keystore_case import StoreCase
+from _keystore_case import StoreCase, free_port
 from starter_ledger.tokenkeys import open_token_keystore
 
 REGION = "eu-west-1"
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on (bound once by the OS, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _start(log: Path) -> tuple[subprocess.Popen[bytes], int]:

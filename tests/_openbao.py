@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from _keystore_case import StoreCase
+from _keystore_case import StoreCase, free_port
 from starter_ledger.tokenkeys import open_token_keystore
 
 TRANSIT_MOUNT = "transit"
@@ -58,14 +57,6 @@ class OpenBao:
             raw = resp.read()
         answer: dict[str, object] = json.loads(raw) if raw else {}
         return answer
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on (bound once by the OS, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def bao_binary() -> str | None:
