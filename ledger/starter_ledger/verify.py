@@ -262,6 +262,8 @@ class _Replay:
         self.entries_checked = 0
         self.last_kid: str | None = None
         self.keys = KeyRing()
+        #: The newest stored checkpoint note checked so far (the final one, once finished).
+        self.last_checkpoint: str | None = None
         self._prev_root = b64_encode(frontier.root())
 
     def feed(self, item: _Checked) -> None:
@@ -365,6 +367,7 @@ class _Replay:
                 f"checkpoint for size {size} is not signed by the signer of entry {size - 1}",
             )
         self.checkpoints_checked += 1
+        self.last_checkpoint = note
 
     def _check_pin(self, root: bytes) -> None:
         if self.pin is None:
@@ -552,10 +555,11 @@ def _replay_all(
     progress: Progress | None,
     after: Callable[[_Replay], None] | None = None,
     live: bool = False,
-) -> VerifyReport:
+) -> tuple[VerifyReport, _Replay]:
     replay = _Replay(Frontier(), SignerSet(), iter(()), final_size, None)
     if final_size == 0:
-        return _report(replay, label, Failure(0, "seq", "the ledger is empty: no genesis entry"))
+        failure = Failure(0, "seq", "the ledger is empty: no genesis entry")
+        return _report(replay, label, failure), replay
     try:
         pin = _parse_pin(checkpoint) if checkpoint is not None else None
         replay = _Replay(
@@ -568,11 +572,11 @@ def _replay_all(
         if after is not None:
             after(replay)
     except _Failed as f:
-        return _report(replay, label, f.failure)
+        return _report(replay, label, f.failure), replay
     except LedgerError as e:
         check = "entry-format" if isinstance(e, FormatError) else "storage"
-        return _report(replay, label, Failure(replay.frontier.size, check, e.message))
-    return _report(replay, label, None)
+        return _report(replay, label, Failure(replay.frontier.size, check, e.message)), replay
+    return _report(replay, label, None), replay
 
 
 def verify_store(
@@ -588,6 +592,20 @@ def verify_store(
     Entries appended while it runs are not part of the verification (it covers the size read at
     the start); they do not make it fail.
     """
+    return replay_store(
+        store, genesis_sha256=genesis_sha256, checkpoint=checkpoint, jobs=jobs, progress=progress
+    )[0]
+
+
+def replay_store(
+    store: Any,
+    *,
+    genesis_sha256: str | None = None,
+    checkpoint: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[VerifyReport, _Replay]:
+    """``verify_store``, also returning the replayed state (for ``follow``)."""
     # The checkpoint first, then the size: an append between the two reads can only grow the size,
     # so a checkpoint beyond it proves that entries were removed.
     latest = store.latest_checkpoint()
@@ -600,7 +618,7 @@ def verify_store(
             "entries were removed",
         )
         replay = _Replay(Frontier(), SignerSet(), iter(()), size, None)
-        return _report(replay, store.url, failure)
+        return _report(replay, store.url, failure), replay
 
     def after(replay: _Replay) -> None:
         _check_stored_tree(store, replay)
@@ -680,7 +698,7 @@ def verify_bundle(
         jobs=jobs,
         progress=progress,
         after=after,
-    )
+    )[0]
 
 
 def verify_from_checkpoint(
@@ -692,6 +710,20 @@ def verify_from_checkpoint(
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify only what was appended after a trusted checkpoint, by consistency proof."""
+    return replay_from_checkpoint(
+        store, trusted, genesis_sha256=genesis_sha256, jobs=jobs, progress=progress
+    )[0]
+
+
+def replay_from_checkpoint(
+    store: Any,
+    trusted: str,
+    *,
+    genesis_sha256: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[VerifyReport, _Replay]:
+    """``verify_from_checkpoint``, also returning the replayed state (for ``follow``)."""
     size = store.size()
     replay = _Replay(Frontier(), SignerSet(), iter(()), size, None)
     start: int | None = None
@@ -724,6 +756,7 @@ def verify_from_checkpoint(
         replay.final_checked = size == pin.size
         if size == pin.size:
             _check_stored_newest(store, pin, signers.origin or "", last_key)
+            replay.last_checkpoint = pin.note
         new_root = Frontier(size, store.read_nodes(frontier_coords(size))).root()
         proof = consistency_proof(pin.size, size, store.read_nodes)
         try:
@@ -741,10 +774,11 @@ def verify_from_checkpoint(
                 size - 1, "checkpoint", f"no checkpoint is stored for the ledger's size {size}"
             )
     except _Failed as f:
-        return _report(replay, store.url, f.failure, verified_from=start)
+        return _report(replay, store.url, f.failure, verified_from=start), replay
     except LedgerError as e:
-        return _report(replay, store.url, Failure(None, "storage", e.message), verified_from=start)
-    return _report(replay, store.url, None, verified_from=start)
+        failure = Failure(None, "storage", e.message)
+        return _report(replay, store.url, failure, verified_from=start), replay
+    return _report(replay, store.url, None, verified_from=start), replay
 
 
 def _proved_entry(store: Any, seq: int, pin: _Pin) -> bytes:

@@ -25,19 +25,19 @@ __all__ = [
 _MEMORY: dict[str, MemoryStore] = {}
 
 
-def _sqlite(url: str, create: bool) -> LedgerStore:
+def _sqlite(url: str, create: bool, read_only: bool) -> LedgerStore:
     from starter_ledger.storage.sqlite import SQLiteStore  # SQLAlchemy only when used
 
-    return SQLiteStore(url, create=create)
+    return SQLiteStore(url, create=create, read_only=read_only)
 
 
-def _postgresql(url: str, create: bool) -> LedgerStore:
+def _postgresql(url: str, create: bool, read_only: bool) -> LedgerStore:
     from starter_ledger.storage.postgresql import PostgresStore  # psycopg only when used
 
-    return PostgresStore(url, create=create)
+    return PostgresStore(url, create=create, read_only=read_only)
 
 
-def _memory(url: str, create: bool) -> LedgerStore:
+def _memory(url: str, create: bool, read_only: bool) -> LedgerStore:
     name = url[len("memory://") :]
     if name not in _MEMORY:
         if not create:
@@ -49,7 +49,7 @@ def _memory(url: str, create: bool) -> LedgerStore:
     return _MEMORY[name]
 
 
-_SCHEMES: dict[str, Callable[[str, bool], LedgerStore]] = {
+_SCHEMES: dict[str, Callable[[str, bool, bool], LedgerStore]] = {
     "memory": _memory,
     "postgresql": _postgresql,
     "sqlite": _sqlite,
@@ -61,8 +61,9 @@ def known_schemes() -> list[str]:
     return sorted(_SCHEMES)
 
 
-def open_store(url: str, *, create: bool = False) -> LedgerStore:
-    """Open the ledger store at ``url``; ``create`` makes a new empty one where none exists."""
+def open_store(url: str, *, create: bool = False, read_only: bool = False) -> LedgerStore:
+    """Open the ledger store at ``url``; ``create`` makes a new empty one where none exists;
+    ``read_only`` (for readers such as the backend) never migrates and refuses appends."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     factory = _SCHEMES.get(scheme)
     if factory is None:
@@ -72,4 +73,6 @@ def open_store(url: str, *, create: bool = False) -> LedgerStore:
             + ", ".join(f"{s}://" for s in known_schemes())
             + " (e.g. sqlite:///.ledger/ledger.db)",
         )
-    return factory(url, create)
+    if create and read_only:
+        raise ValueError("a read-only store cannot be created")
+    return factory(url, create, read_only)

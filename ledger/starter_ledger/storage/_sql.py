@@ -91,6 +91,8 @@ class SQLStore:
     _engine: Engine
     _in_txn: bool = False
     _txn_size: int | None = None
+    #: Opened by a reader that must never write (no migration; ``append`` refused).
+    _read_only: bool = False
 
     @property
     def _where(self) -> str:
@@ -128,6 +130,13 @@ class SQLStore:
             )
         if current == SCHEMA_VERSION:
             return
+        if self._read_only:
+            raise LedgerUnavailableError(
+                f"ledger {self._where} has schema version {current}, older than this tool's "
+                f"{SCHEMA_VERSION}, and a read-only reader does not migrate it",
+                hint="migrate it once with any writing command, e.g. 'starter-cli ledger verify' "
+                "run by the ledger's operator",
+            )
         self._begin_migration()
         try:
             current = self._schema_version() or 0  # another process may have migrated meanwhile
@@ -222,6 +231,10 @@ class SQLStore:
             self._txn_size = None
 
     def append(self, batch: AppendBatch) -> None:
+        if self._read_only:
+            raise LedgerUnavailableError(
+                f"ledger {self._where} was opened read-only", hint="open it without read_only"
+            )
         with self.writing():
             self._insert(batch)
 

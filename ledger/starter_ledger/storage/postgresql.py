@@ -37,9 +37,15 @@ class PostgresStore(SQLStore):
     placeholder = "%s"
 
     def __init__(
-        self, url: str, *, create: bool = False, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+        self,
+        url: str,
+        *,
+        create: bool = False,
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+        read_only: bool = False,
     ) -> None:
         self._url = url
+        self._read_only = read_only
         try:
             parsed = make_url(url)
         except ArgumentError as e:

@@ -44,9 +44,15 @@ class SQLiteStore(SQLStore):
     IntegrityError = sqlite3.IntegrityError
 
     def __init__(
-        self, url: str, *, create: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+        self,
+        url: str,
+        *,
+        create: bool = False,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        read_only: bool = False,
     ) -> None:
         self._url = url
+        self._read_only = read_only
         self.path = _path_of(url)
         if not create and not self.path.exists():
             raise LedgerUnavailableError(
