@@ -14,9 +14,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
+
+LedgerT = TypeVar("LedgerT")
 
 #: Where the ledger lives unless --ledger or STARTER_LEDGER_URL says otherwise.
 DEFAULT_LEDGER_URL = "sqlite:///.ledger/ledger.db"
@@ -137,3 +139,28 @@ def read_text_file(path: Path, what: str) -> str:
         raise InputRejectedError(f"no {what} at {path}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputRejectedError(f"cannot read {what} {path}: {e}") from None
+
+
+def notify_replicas(ledger: LedgerT) -> LedgerT:
+    """With STARTER_REDIS_URL set, publish a notification after each append so that backend
+    replicas refresh at once; a Redis failure is a warning (the append is durable already)."""
+    url = os.environ.get("STARTER_REDIS_URL")
+    if not url:
+        return ledger
+    from starter_ledger.encoding import b64_encode
+    from starter_ledger.notify import NotifyError, RedisNotifier
+
+    notifier: list[RedisNotifier] = []
+
+    def hook(led: Any, result: Any) -> None:
+        try:
+            if not notifier:
+                notifier.append(RedisNotifier(url))
+            notifier[0].publish(led.origin(), result.size, b64_encode(result.root))
+        except NotifyError as e:
+            typer.echo(f"warning: {e.message}", err=True)
+            if e.hint:
+                typer.echo(f"hint: {e.hint}", err=True)
+
+    ledger.on_append.append(hook)  # type: ignore[attr-defined]
+    return ledger

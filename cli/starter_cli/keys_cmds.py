@@ -22,6 +22,7 @@ from starter_cli._common import (
     KEY_OPTION,
     LEDGER_OPTION,
     default_key_url,
+    notify_replicas,
     print_json,
     read_text_file,
     resolve_actor,
@@ -147,7 +148,7 @@ def _manager(ledger: Ledger, policy: KeyPolicy | None = None) -> KeyManager:
 def _open(url: str) -> Ledger:
     from starter_ledger.ledger import Ledger
 
-    return Ledger.open(url, clock=_clock())
+    return notify_replicas(Ledger.open(url, clock=_clock()))
 
 
 def _report(action: KeyAction, receipts: Path | None, ledger_url: str, json_out: bool) -> None:

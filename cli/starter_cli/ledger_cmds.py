@@ -22,6 +22,7 @@ from starter_cli._common import (
     LEDGER_OPTION,
     default_key_url,
     max_payload_bytes,
+    notify_replicas,
     print_json,
     progress_bar,
     read_text_file,
@@ -48,7 +49,7 @@ app.add_typer(signer_app, name="signer")
 def _open(url: str, *, max_payload: int | None = None) -> Ledger:
     from starter_ledger.ledger import Ledger
 
-    return Ledger.open(url, max_payload_bytes=max_payload_bytes(max_payload))
+    return notify_replicas(Ledger.open(url, max_payload_bytes=max_payload_bytes(max_payload)))
 
 
 def _signer(key: str | None, ledger_url: str) -> Signer:

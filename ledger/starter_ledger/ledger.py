@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +109,9 @@ class Ledger:
         self.retries = retries
         self._head: _Head | None = None
         self._valid_envelope_parts: set[tuple[str, str]] = set()
+        #: Called with each durable append's result, in order (e.g. to notify replicas). A hook
+        #: must not raise: the append is already committed when it runs.
+        self.on_append: list[Callable[[Ledger, AppendResult], None]] = []
 
     @classmethod
     def open(cls, url: str, *, create: bool = False, **kwargs: Any) -> Ledger:
@@ -251,7 +254,14 @@ class Ledger:
     def _append(
         self, events: Sequence[Event], signer: Signer, actor: str, origin: str | None
     ) -> AppendResult:
-        prepared = [self._prepare(e) for e in events]
+        result = self._commit([self._prepare(e) for e in events], signer, actor, origin)
+        for hook in self.on_append:
+            hook(self, result)
+        return result
+
+    def _commit(
+        self, prepared: list[_Prepared], signer: Signer, actor: str, origin: str | None
+    ) -> AppendResult:
         for attempt in range(self.retries + 1):
             try:
                 # Lock first, then read: a busy writer elsewhere cannot make this one's view stale.
