@@ -1,7 +1,8 @@
 """Shared, import-safe schemas of the Starter platform.
 
 For: the value types that cross a boundary between the ledger, the CLI and the backend (the signed
-entry envelope, the checkpoint, the public JWK) and the base error every Starter package raises.
+entry envelope, the checkpoint, the public JWK, the backend's API bodies and settings) and the
+base error every Starter package raises.
 Not for: behaviour. Nothing here reads the environment, opens a file or socket, or imports a server,
 database or cloud SDK. Names are loaded on first use, so importing the package (for example to
 reach ``StarterError``) does not import pydantic.
@@ -13,6 +14,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from starter_contracts.api import (
+        ConsistencyProofBody,
+        EntriesPage,
+        EntryItem,
+        ErrorBody,
+        HealthBody,
+        InclusionProofBody,
+        ReadyBody,
+    )
     from starter_contracts.errors import StarterError
     from starter_contracts.jwk import (
         JWKS,
@@ -24,8 +34,17 @@ if TYPE_CHECKING:
         TokenAlg,
     )
     from starter_contracts.ledger import ENTRY_MEDIA_TYPE, ORIGIN_PATTERN, Checkpoint, Envelope
+    from starter_contracts.settings import BackendSettings
 
 _WHERE = {
+    "BackendSettings": "starter_contracts.settings",
+    "ConsistencyProofBody": "starter_contracts.api",
+    "EntriesPage": "starter_contracts.api",
+    "EntryItem": "starter_contracts.api",
+    "ErrorBody": "starter_contracts.api",
+    "HealthBody": "starter_contracts.api",
+    "InclusionProofBody": "starter_contracts.api",
+    "ReadyBody": "starter_contracts.api",
     "ENTRY_MEDIA_TYPE": "starter_contracts.ledger",
     "ORIGIN_PATTERN": "starter_contracts.ledger",
     "Checkpoint": "starter_contracts.ledger",
@@ -45,12 +64,20 @@ __all__ = [
     "JWKS",
     "ORIGIN_PATTERN",
     "TOKEN_ALGS",
+    "BackendSettings",
     "Checkpoint",
+    "ConsistencyProofBody",
     "Ed25519PublicJWK",
+    "EntriesPage",
+    "EntryItem",
     "Envelope",
+    "ErrorBody",
+    "HealthBody",
+    "InclusionProofBody",
     "P256PublicJWK",
     "PublicJWK",
     "PublishedJWK",
+    "ReadyBody",
     "StarterError",
     "TokenAlg",
 ]
