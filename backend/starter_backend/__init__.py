@@ -1,8 +1,25 @@
-"""Reserved for the Starter HTTP service (JWKS and ledger proofs from ledger state); empty so far.
+"""The Starter HTTP service: JWKS, checkpoints, entries and proofs from verified ledger state.
 
-For: the read-only HTTP layer over the ledger. It may import ``starter_ledger`` and
-``starter_contracts``, never ``starter_cli`` (import-linter enforces both). Not for: writing to the
-ledger.
+For: ``create_app`` (an ASGI app; run it with ``uvicorn --factory
+starter_backend.app:create_app``). It may import ``starter_ledger`` and ``starter_contracts``,
+never ``starter_cli`` (import-linter enforces both). Importing the package imports nothing else:
+FastAPI is loaded when ``create_app`` is first used. Not for: writing to the ledger.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starter_backend.app import create_app
+
+__all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from starter_backend.app import create_app
+
+        return create_app
+    msg = f"module 'starter_backend' has no attribute {name!r}"
+    raise AttributeError(msg)
