@@ -136,6 +136,22 @@ def test_the_published_jwks_is_the_ledger_projection(schedule: Schedule) -> None
 
 
 @pytest.mark.slow
+def test_verify_takes_the_jwks_projection_at_starter_now(schedule: Schedule) -> None:
+    """ledger verify --jwks compares the file with the projection at STARTER_NOW: the file
+    published while the retired key was still verifiable is stale once its window closed."""
+    cli, out = schedule.cli, schedule.out
+    path = out["publish"]["path"]
+    during = cli("ledger", "verify", "--json", "--jwks", path)  # STARTER_NOW = start + 1 h
+    assert during.code == 0, during
+    later = (schedule.start + 3 * HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")
+    after = cli("ledger", "verify", "--json", "--jwks", path, STARTER_NOW=later)
+    assert after.code == 1, after
+    report = json.loads(after.stdout)
+    assert report["first_failure"]["check"] == "jwks-file"
+    assert report["jwks_digest"] != out["publish"]["digest"]
+
+
+@pytest.mark.slow
 def test_every_receipt_verifies_and_a_tampered_copy_fails(schedule: Schedule) -> None:
     """Each change left a receipt file that keys receipt verify accepts (pinned to the ledger
     signer); a copy with one character changed exits 1."""

@@ -8,6 +8,7 @@ calls the library, and prints human text or ``--json``. Errors propagate to the 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,6 +315,7 @@ def verify(
             hint="--from-checkpoint already pins the ledger to that checkpoint",
         )
     pin = read_text_file(checkpoint, "checkpoint file") if checkpoint else None
+    now = _rehearsal_now()
     with progress_bar("verifying", not json_out) as progress:
         if bundle is not None:
             from starter_ledger.bundle import BundleSource
@@ -324,13 +326,19 @@ def verify(
                 checkpoint=pin,
                 jobs=jobs,
                 progress=progress,
+                now=now,
             )
         else:
             with _open(ledger) as led:
                 if from_checkpoint is not None:
                     trusted = read_text_file(from_checkpoint, "checkpoint file")
                     report = verify_from_checkpoint(
-                        led.store, trusted, genesis_sha256=genesis, jobs=jobs, progress=progress
+                        led.store,
+                        trusted,
+                        genesis_sha256=genesis,
+                        jobs=jobs,
+                        progress=progress,
+                        now=now,
                     )
                 else:
                     report = verify_store(
@@ -339,6 +347,7 @@ def verify(
                         checkpoint=pin,
                         jobs=jobs,
                         progress=progress,
+                        now=now,
                     )
     if jwks is not None and report.ok:
         _check_published_jwks(report, jwks)
@@ -360,6 +369,16 @@ def verify(
         check, message = (f.check, f.message) if f else ("unknown", "verification failed")
         typer.echo(f"FAILED {report.source}: {where}: {check}: {safe(message)}", err=True)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _rehearsal_now() -> Any:
+    """The fixed time in STARTER_NOW (the JWKS projection is taken then), else None (now)."""
+    fixed = os.environ.get("STARTER_NOW")
+    if not fixed:
+        return None
+    from starter_cli.keys_cmds import parse_time
+
+    return parse_time(fixed, "STARTER_NOW")
 
 
 def _check_published_jwks(report: Any, path: Path) -> None:

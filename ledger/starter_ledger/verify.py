@@ -14,6 +14,7 @@ anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import multiprocessing
 import os
@@ -264,6 +265,8 @@ class _Replay:
         self.keys = KeyRing()
         #: The newest stored checkpoint note checked so far (the final one, once finished).
         self.last_checkpoint: str | None = None
+        #: The moment the JWKS projection is taken at (None: the system clock's now).
+        self.now: dt.datetime | None = None
         self._prev_root = b64_encode(frontier.root())
 
     def feed(self, item: _Checked) -> None:
@@ -520,9 +523,8 @@ def _run(
 
 
 def _report(replay: _Replay, source: str, failure: Failure | None, **extra: Any) -> VerifyReport:
-    jwks = (
-        jwks_digest(jwks_bytes(replay.keys, SystemClock().now())) if replay.keys.records() else None
-    )
+    now = replay.now or SystemClock().now()
+    jwks = jwks_digest(jwks_bytes(replay.keys, now)) if replay.keys.records() else None
     return VerifyReport(
         ok=failure is None,
         size=replay.frontier.size,
@@ -555,8 +557,10 @@ def _replay_all(
     progress: Progress | None,
     after: Callable[[_Replay], None] | None = None,
     live: bool = False,
+    now: dt.datetime | None = None,
 ) -> tuple[VerifyReport, _Replay]:
     replay = _Replay(Frontier(), SignerSet(), iter(()), final_size, None)
+    replay.now = now
     if final_size == 0:
         failure = Failure(0, "seq", "the ledger is empty: no genesis entry")
         return _report(replay, label, failure), replay
@@ -565,6 +569,7 @@ def _replay_all(
         replay = _Replay(
             Frontier(), SignerSet(), source.iter_checkpoints(0), final_size, pin, live=live
         )
+        replay.now = now
         if pin is not None and pin.size == 0:
             raise _Failed(None, "checkpoint-pin", "a trusted checkpoint of size 0 pins nothing")
         _run(replay, source, 0, jobs, progress)
@@ -586,6 +591,7 @@ def verify_store(
     checkpoint: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    now: dt.datetime | None = None,
 ) -> VerifyReport:
     """Verify a whole ledger store from its first entry.
 
@@ -593,7 +599,12 @@ def verify_store(
     the start); they do not make it fail.
     """
     return replay_store(
-        store, genesis_sha256=genesis_sha256, checkpoint=checkpoint, jobs=jobs, progress=progress
+        store,
+        genesis_sha256=genesis_sha256,
+        checkpoint=checkpoint,
+        jobs=jobs,
+        progress=progress,
+        now=now,
     )[0]
 
 
@@ -604,6 +615,7 @@ def replay_store(
     checkpoint: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[VerifyReport, _Replay]:
     """``verify_store``, also returning the replayed state (for ``follow``)."""
     # The checkpoint first, then the size: an append between the two reads can only grow the size,
@@ -618,6 +630,7 @@ def replay_store(
             "entries were removed",
         )
         replay = _Replay(Frontier(), SignerSet(), iter(()), size, None)
+        replay.now = now
         return _report(replay, store.url, failure), replay
 
     def after(replay: _Replay) -> None:
@@ -644,13 +657,14 @@ def replay_store(
         progress=progress,
         after=after,
         live=True,
+        now=now,
     )
 
 
 def _check_jwks_projection(store: Any, replay: _Replay, size: int) -> None:
     """The JWKS rebuilt from scratch (the stored key events, read through their index) must be
     byte for byte the one replayed entry by entry."""
-    now = SystemClock().now()
+    now = replay.now or SystemClock().now()
     try:
         scratch = jwks_bytes(key_ring(store, size), now)
     except LedgerError as e:
@@ -677,6 +691,7 @@ def verify_bundle(
     checkpoint: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    now: dt.datetime | None = None,
 ) -> VerifyReport:
     """Verify an export bundle offline (``bundle.BundleSource``)."""
 
@@ -698,6 +713,7 @@ def verify_bundle(
         jobs=jobs,
         progress=progress,
         after=after,
+        now=now,
     )[0]
 
 
@@ -708,10 +724,11 @@ def verify_from_checkpoint(
     genesis_sha256: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    now: dt.datetime | None = None,
 ) -> VerifyReport:
     """Verify only what was appended after a trusted checkpoint, by consistency proof."""
     return replay_from_checkpoint(
-        store, trusted, genesis_sha256=genesis_sha256, jobs=jobs, progress=progress
+        store, trusted, genesis_sha256=genesis_sha256, jobs=jobs, progress=progress, now=now
     )[0]
 
 
@@ -722,10 +739,12 @@ def replay_from_checkpoint(
     genesis_sha256: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[VerifyReport, _Replay]:
     """``verify_from_checkpoint``, also returning the replayed state (for ``follow``)."""
     size = store.size()
     replay = _Replay(Frontier(), SignerSet(), iter(()), size, None)
+    replay.now = now
     start: int | None = None
     try:
         pin = _parse_pin(trusted)
@@ -752,6 +771,7 @@ def replay_from_checkpoint(
             frontier, signers, store.iter_checkpoints(pin.size + 1), size, None, live=True
         )
         replay.genesis_sha256 = genesis
+        replay.now = now
         replay.keys = _keys_at(store, pin)
         replay.final_checked = size == pin.size
         if size == pin.size:
