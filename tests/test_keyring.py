@@ -351,6 +351,16 @@ def test_plan_over_a_whole_schedule() -> None:
     assert ring.get(a["kid"]).state is KeyState.EXPIRED  # type: ignore[union-attr]
 
 
+def test_a_late_tick_keeps_the_old_keys_tokens_verifiable() -> None:
+    """When tick runs after the new key's not_before, the old key signed until then: it stays
+    verifiable one token lifetime after the tick, not after the missed time."""
+    ring, a, _ = _scheduled()
+    late = T0 + 30 * DAY + 10 * dt.timedelta(minutes=1)
+    steps = _run(ring, late)
+    assert steps[0] == Step("key.retired", {**_fixed(a), "verify_until": ts(late + HOUR)})
+    assert [k.kid for k in ring.published(late + HOUR - MS)][-1] == a["kid"]
+
+
 def test_plan_catches_up_in_time_order() -> None:
     """A tick long overdue applies every missed transition, in the order they fell due."""
     ring, a, b = _scheduled()

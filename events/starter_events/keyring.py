@@ -264,18 +264,21 @@ class KeyRing:
             if not due:
                 break
             _, order, kid = due[0]
-            for step in ring._steps_for(order, kid):
+            for step in ring._steps_for(order, kid, at):
                 ring.apply(step.type, step.payload)
                 plan.steps.append(step)
         plan.warnings = ring.warnings(now, warn_within)
         return plan
 
-    def _steps_for(self, order: int, kid: str) -> Iterable[Step]:
+    def _steps_for(self, order: int, kid: str, at: str) -> Iterable[Step]:
         key = self._keys[kid]
         if order == 0:  # a staged key's time has come: retire the active key, activate it
             old = self.active(key.key_set)
             if old is not None:
-                until = min(_plus(key.not_before, old.token_ttl_seconds), _ttl_end(old))
+                # The old key signed until this tick (``at``), however late it runs; it never
+                # signs past its not_after, so its tokens are all expired by _ttl_end(old).
+                switch = max(key.not_before, at)
+                until = min(_plus(switch, old.token_ttl_seconds), _ttl_end(old))
                 yield Step("key.retired", {**old.fixed(), "verify_until": until})
             yield Step("key.activated", key.fixed())
         elif order == 1:  # an active key reached not_after
