@@ -48,5 +48,9 @@ typecheck:
 bench *args:
     {{python}} bench/run.py {{args}}
 
+# Platform smoke: the backend under uvicorn on a free loopback port, checked end to end (~10 s).
+smoke:
+    {{python}} tests/smoke.py
+
 # Everything CI checks.
-ci: lint typecheck test
+ci: lint typecheck test smoke

@@ -19,7 +19,13 @@ from types import ModuleType
 
 import pytest
 
-PACKAGES = ["starter_contracts", "starter_events", "starter_ledger", "starter_cli", "starter_backend"]
+PACKAGES = [
+    "starter_contracts",
+    "starter_events",
+    "starter_ledger",
+    "starter_cli",
+    "starter_backend",
+]
 
 
 def _modules() -> list[str]:
