@@ -87,6 +87,8 @@ def build(snapshot: Snapshot, now: dt.datetime, max_age_limit: int) -> Responses
         valid_until = min(valid_until, next_change)
         if left <= max_age_limit:  # max-age counts down: rebuild at the next whole second
             valid_until = min(valid_until, now.replace(microsecond=0) + dt.timedelta(seconds=1))
+        else:  # rebuild when the countdown starts
+            valid_until = min(valid_until, next_change - dt.timedelta(seconds=max_age_limit))
     # Last-Modified: the newest key event, or a retired key's verify_until that has passed.
     modified = snapshot.keys_changed_at
     for record in view.keys.records():

@@ -150,14 +150,18 @@ class LedgerService:
             changed = follower.advance()
         except (LedgerError, OSError) as e:
             self._close()
-            self.problem = f"the ledger is unavailable: {getattr(e, 'message', None) or e}"
-            log.warning("%s", self.problem)
+            problem = f"the ledger is unavailable: {getattr(e, 'message', None) or e}"
+            if problem != self.problem:
+                log.warning("%s", problem)
+            self.problem = problem
             return None
         if follower.failure is not None:
             f = follower.failure
             where = f"entry {f.seq}" if f.seq is not None else "the ledger"
-            self.problem = f"verification failed at {where} ({f.check}): {f.message}"
-            log.error("%s; still serving the last verified state", self.problem)
+            problem = f"verification failed at {where} ({f.check}): {f.message}"
+            if problem != self.problem:  # once per distinct failure, not once per poll
+                log.error("%s; still serving the last verified state", problem)
+            self.problem = problem
             return None
         self.problem = None
         self.checked_at = time.monotonic()

@@ -104,10 +104,19 @@ def create_app(settings: BackendSettings | None = None, *, clock: Clock | None =
         return service
 
     async def on_ledger(request: Request, fn: Callable[[Ledger, View], T]) -> T:
+        from starter_ledger.errors import LedgerError
+
         try:
             return await service_of(request).run(fn)
         except LookupError as e:
             raise ApiError(503, "not-ready", str(e)) from None
+        except LedgerError as e:  # the store no longer holds what was verified (or is gone)
+            raise ApiError(
+                503,
+                "ledger-unavailable",
+                f"the ledger cannot answer this now: {e.message}; the replica will report it "
+                "on /ready",
+            ) from None
 
     def fast_response(request: Request, path: str) -> Response:
         service = service_of(request)
@@ -126,6 +135,9 @@ def create_app(settings: BackendSettings | None = None, *, clock: Clock | None =
             )
         return Response(prepared.body, headers=headers)
 
+    jwks_schema = JWKS.model_json_schema(ref_template="#/components/schemas/{model}")
+    jwks_defs = jwks_schema.pop("$defs", {})
+
     @api.get(
         JWKS_PATH,
         tags=["keys"],
@@ -135,7 +147,7 @@ def create_app(settings: BackendSettings | None = None, *, clock: Clock | None =
             200: {
                 "description": "Public keys only; strong ETag; max-age capped by the next key "
                 "change.",
-                "content": {"application/jwk-set+json": {"schema": JWKS.model_json_schema()}},
+                "content": {"application/jwk-set+json": {"schema": jwks_schema}},
             },
             304: {"description": "Not modified (If-None-Match matched the ETag)."},
             503: _ERRORS[503],
@@ -190,6 +202,12 @@ def create_app(settings: BackendSettings | None = None, *, clock: Clock | None =
                 EntryItem(seq=seq, entry=raw.decode("ascii"))
                 for seq, raw in ledger.store.iter_entries(start, stop)
             ]
+            if len(items) != stop - start:
+                raise ApiError(
+                    503,
+                    "ledger-unavailable",
+                    f"the ledger holds fewer entries than the {size} verified: it was truncated",
+                )
             return EntriesPage(
                 start=start, end=stop, size=size, entries=items, next=stop if stop < size else None
             )
@@ -288,8 +306,23 @@ def create_app(settings: BackendSettings | None = None, *, clock: Clock | None =
             return JSONResponse(body.model_dump(), status_code=503)
         return body
 
+    _register_schemas(api, jwks_defs)
     fast = FastPath(api, None)
     return fast
+
+
+def _register_schemas(api: FastAPI, defs: dict[str, Any]) -> None:
+    """Add the JWKS models' definitions to the OpenAPI document's components, where the JWKS
+    response's ``$ref``s point."""
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(defs)
+        return api.openapi_schema or {}
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 def _version() -> str:

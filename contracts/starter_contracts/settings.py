@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["BackendSettings"]
@@ -53,3 +53,14 @@ class BackendSettings(BaseSettings):
             if m:
                 return int(m.group(1)) * _UNITS[m.group(2)]
         return value
+
+    @model_validator(mode="after")
+    def _poll_within_bound(self) -> BackendSettings:
+        if self.poll_interval > self.freshness_bound / 2:
+            msg = (
+                f"STARTER_POLL_INTERVAL ({self.poll_interval} s) must be at most half of "
+                f"STARTER_FRESHNESS_BOUND ({self.freshness_bound} s), or replicas would report "
+                "stale between two polls"
+            )
+            raise ValueError(msg)
+        return self

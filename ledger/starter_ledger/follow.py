@@ -130,6 +130,10 @@ class Follower:
         replay.final_size = size
         replay.final_checked = False
         replay.pin = None
+        # Stores without ``iter_rows`` feed checkpoints from this iterator; one with it gets a
+        # fresh feed from ``_run``. Either way the first pass's (exhausted) one is not reused.
+        replay.checkpoints = (c for c in self.store.iter_checkpoints(old + 1) if c[0] <= size)
+        replay.next_cp = None
         try:
             _run(replay, self.store, old, self._jobs, None)
         except _Failed as f:

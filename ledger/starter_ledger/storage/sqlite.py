@@ -107,10 +107,11 @@ class SQLiteStore(SQLStore):
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             cur = dbapi_conn.cursor()
-            # Takes effect only on a new file: rows of ~2.4 KB pack 6 to a 16 KiB page, where a
-            # 4 KiB page would hold one and waste the rest. Commit cost is the same.
-            cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            cur.execute("PRAGMA journal_mode=WAL")
+            if not self._read_only:  # a reader leaves the file's page size and journal alone
+                # Takes effect only on a new file: rows of ~2.4 KB pack 6 to a 16 KiB page, where
+                # a 4 KiB page would hold one and waste the rest. Commit cost is the same.
+                cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.close()
