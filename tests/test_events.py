@@ -34,6 +34,7 @@ KNOWN = (
     "key.staged",
     "ledger.genesis",
     "note.recorded",
+    "schema.frozen",
     "signer.added",
     "signer.revoked",
 )
@@ -41,7 +42,7 @@ JWK = make_signer("events").public_jwk
 
 
 def test_known_types_lists_the_catalog() -> None:
-    """Users can list exactly the nine event types of the catalog, each at version 1."""
+    """Users can list exactly the ten event types of the catalog, each at version 1."""
     assert dict(known_types()) == dict.fromkeys(KNOWN, (1,))
     assert list(known_types()) == sorted(KNOWN)
 
@@ -121,6 +122,20 @@ def _valid_payloads() -> dict[str, dict[str, Any]]:
         "key.retired": {**key, "verify_until": "2026-03-01T01:00:00.000Z"},
         "key.revoked": {**key, "reason": "compromised", "compromised_since": None},
         "key.expired": key,
+        "schema.frozen": {
+            "contracts_version": "0.2.0",
+            "snapshots": {"openapi.json": "sha256:" + "ab" * 32},
+            "changes": [
+                {
+                    "kind": "field-removed",
+                    "breaking": True,
+                    "snapshot": "openapi.json",
+                    "where": "/components/schemas/ReadyBody/properties/size",
+                    "detail": "",
+                }
+            ],
+            "breaking": True,
+        },
     }
 
 
@@ -150,6 +165,11 @@ def test_valid_payload_validates(type_: str) -> None:
         ("signer.added", {"proof_of_possession": "p" * 1025}, "proof_of_possession"),
         ("signer.revoked", {"kid": "not-a-thumbprint"}, "kid"),
         ("signer.revoked", {"reason": ""}, "reason"),
+        ("schema.frozen", {"snapshots": {"../x.json": "sha256:" + "0" * 64}}, "snapshots"),
+        ("schema.frozen", {"snapshots": {"a.json": "md5:0"}}, "snapshots"),
+        ("schema.frozen", {"snapshots": {}}, "snapshots"),
+        ("schema.frozen", {"breaking": False}, "<payload>"),
+        ("schema.frozen", {"contracts_version": "1 0"}, "contracts_version"),
     ],
 )
 def test_invalid_payload_names_the_field(type_: str, change: dict[str, Any], field: str) -> None:

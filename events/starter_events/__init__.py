@@ -6,7 +6,7 @@ known types when an unknown one is asked for. Adding a type is one small module 
 pure and does no I/O.
 """
 
-from starter_events import genesis, keys, notes, signers
+from starter_events import genesis, keys, notes, schemas, signers
 from starter_events._registry import (
     EventType,
     known_types,
@@ -32,6 +32,7 @@ from starter_events.keys import (
     KeyStagedPayload,
 )
 from starter_events.notes import NoteRecordedPayload
+from starter_events.schemas import SchemaChange, SchemaFrozenPayload
 from starter_events.signers import SignerAddedPayload, SignerRevokedPayload
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "NoteRecordedPayload",
     "PayloadInvalidError",
     "Plan",
+    "SchemaChange",
+    "SchemaFrozenPayload",
     "SignerAddedPayload",
     "SignerRevokedPayload",
     "Step",
@@ -62,6 +65,7 @@ __all__ = [
     "lookup",
     "notes",
     "register",
+    "schemas",
     "signers",
     "validate_payload",
 ]
