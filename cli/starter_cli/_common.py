@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 
 import typer
 
+from starter_contracts import defaults
+
 LedgerT = TypeVar("LedgerT")
 
 #: Where the ledger lives unless --ledger or STARTER_LEDGER_URL says otherwise.
-DEFAULT_LEDGER_URL = "sqlite:///.ledger/ledger.db"
+DEFAULT_LEDGER_URL = defaults.DEFAULT_LEDGER_URL
 
 LEDGER_OPTION = typer.Option(
     DEFAULT_LEDGER_URL,

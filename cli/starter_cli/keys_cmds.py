@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,20 +69,18 @@ WARN_OPTION = typer.Option(
     help="Warn when the active key expires within this (e.g. 14d) and no key is staged.",
 )
 
-_DURATION = re.compile(r"(\d+)([smhdw]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def parse_duration(text: str, what: str) -> dt.timedelta:
-    """``90d``, ``12h``, ``30m``, ``45s`` or plain seconds."""
+    """``90d``, ``12h``, ``30m``, ``45s`` or plain seconds (the contracts' duration form)."""
+    from starter_contracts.defaults import parse_seconds
     from starter_ledger.errors import InputRejectedError
 
-    m = _DURATION.fullmatch(text.strip())
-    if not m or int(m.group(1)) <= 0:
+    seconds = parse_seconds(text)
+    if not seconds:
         raise InputRejectedError(
             f"{what} {safe(text)!r} is not a positive duration", hint="use e.g. 3600, 1h, 90d"
         )
-    return dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    return dt.timedelta(seconds=seconds)
 
 
 def parse_time(text: str, what: str) -> dt.datetime:

@@ -33,10 +33,17 @@ if TYPE_CHECKING:
         PublishedJWK,
         TokenAlg,
     )
+    from starter_contracts.keys import KeyState
     from starter_contracts.ledger import ENTRY_MEDIA_TYPE, ORIGIN_PATTERN, Checkpoint, Envelope
-    from starter_contracts.settings import BackendSettings
+    from starter_contracts.providers import AwsStoreConfig, AzureStoreConfig, VaultStoreConfig
+    from starter_contracts.settings import BackendSettings, CliSettings
 
 _WHERE = {
+    "AwsStoreConfig": "starter_contracts.providers",
+    "AzureStoreConfig": "starter_contracts.providers",
+    "CliSettings": "starter_contracts.settings",
+    "KeyState": "starter_contracts.keys",
+    "VaultStoreConfig": "starter_contracts.providers",
     "BackendSettings": "starter_contracts.settings",
     "ConsistencyProofBody": "starter_contracts.api",
     "EntriesPage": "starter_contracts.api",
@@ -64,8 +71,11 @@ __all__ = [
     "JWKS",
     "ORIGIN_PATTERN",
     "TOKEN_ALGS",
+    "AwsStoreConfig",
+    "AzureStoreConfig",
     "BackendSettings",
     "Checkpoint",
+    "CliSettings",
     "ConsistencyProofBody",
     "Ed25519PublicJWK",
     "EntriesPage",
@@ -74,12 +84,14 @@ __all__ = [
     "ErrorBody",
     "HealthBody",
     "InclusionProofBody",
+    "KeyState",
     "P256PublicJWK",
     "PublicJWK",
     "PublishedJWK",
     "ReadyBody",
     "StarterError",
     "TokenAlg",
+    "VaultStoreConfig",
 ]
 
 

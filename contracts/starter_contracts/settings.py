@@ -1,58 +1,59 @@
-"""Settings of the backend service, read from ``STARTER_*`` environment variables.
+"""Settings of the backend and the CLI, read from ``STARTER_*`` environment variables.
 
-For: ``BackendSettings``, the one place the backend's configuration is declared, validated and
-documented; ``BackendSettings()`` reads the environment, ``BackendSettings(ledger_url=...)`` takes
-values directly (tests). Defining the class reads nothing: the environment is read only when an
-instance is made, which the backend does when it starts, never at import.
-Not for: the CLI's options (typer declares those) or secrets (none are configured here).
+For: ``BackendSettings`` (the backend's configuration: ``BackendSettings()`` reads the
+environment, ``BackendSettings(ledger_url=...)`` takes values directly) and ``CliSettings`` (the
+variables ``starter-cli`` reads; its typer options name exactly these variables with these
+defaults, which a test checks). Defining the classes reads nothing: the environment is read only
+when an instance is made, which the backend does when it starts, never at import.
+Not for: secrets (none are configured here: Vault tokens and cloud credentials come from their
+providers' usual variables and chains).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["BackendSettings"]
+from starter_contracts import defaults
 
-_DURATION = re.compile(r"(\d+)([smhdw]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+__all__ = ["BackendSettings", "CliSettings"]
+
+
+def _seconds(value: Any) -> Any:
+    """Seconds, or the CLI's duration form (``3600``, ``60m``, ``1h``, ``1d``)."""
+    if isinstance(value, str):
+        seconds = defaults.parse_seconds(value)
+        if seconds is not None:
+            return seconds
+    return value
 
 
 class BackendSettings(BaseSettings):
     """What the backend serves and how it stays current. Each field ``x`` is ``STARTER_X``."""
 
-    model_config = SettingsConfigDict(env_prefix="STARTER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=defaults.ENV_PREFIX, extra="ignore", frozen=True)
 
     #: The ledger to serve (read-only): ``sqlite:///PATH`` or ``postgresql://...``.
-    ledger_url: str = Field(default="sqlite:///.ledger/ledger.db", min_length=1)
+    ledger_url: str = Field(default=defaults.DEFAULT_LEDGER_URL, min_length=1)
     #: Redis for append notifications (``redis://host:port/db``); unset: polling only.
     redis_url: str | None = None
     #: How often the ledger's size is polled, in seconds (with Redis: the fallback interval).
-    poll_interval: float = Field(default=1.0, gt=0, le=60)
+    poll_interval: float = Field(default=defaults.DEFAULT_POLL_INTERVAL_S, gt=0, le=60)
     #: The bound on how long a replica may serve a stale projection after an append, in seconds.
-    freshness_bound: float = Field(default=5.0, gt=0, le=3600)
+    freshness_bound: float = Field(default=defaults.DEFAULT_FRESHNESS_BOUND_S, gt=0, le=3600)
     #: Longest ``Cache-Control: max-age`` of the JWKS, in seconds (the JWKS cache lifetime; the
     #: same variable sets the CLI's rotation schedule).
-    jwks_max_age: int = Field(default=3600, ge=0, le=86_400 * 7)
+    jwks_max_age: int = Field(default=defaults.DEFAULT_JWKS_MAX_AGE_S, ge=0, le=86_400 * 7)
     #: Largest page of ``GET /ledger/entries``.
-    max_page: int = Field(default=1000, ge=1, le=100_000)
+    max_page: int = Field(default=defaults.DEFAULT_MAX_PAGE, ge=1, le=100_000)
     #: A trusted checkpoint file to verify from at start (else the whole ledger is verified).
     trusted_checkpoint: str | None = None
     #: SHA-256 (hex) the genesis entry must have, as ``ledger verify --genesis``.
     genesis_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
-    @field_validator("jwks_max_age", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        """Seconds, or the CLI's duration form (``3600``, ``60m``, ``1h``, ``1d``)."""
-        if isinstance(value, str):
-            m = _DURATION.fullmatch(value.strip())
-            if m:
-                return int(m.group(1)) * _UNITS[m.group(2)]
-        return value
+    _duration = field_validator("jwks_max_age", mode="before")(_seconds)
 
     @model_validator(mode="after")
     def _poll_within_bound(self) -> BackendSettings:
@@ -64,3 +65,40 @@ class BackendSettings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+
+class CliSettings(BaseSettings):
+    """The environment ``starter-cli`` reads (each option's ``envvar``); None means the CLI
+    derives the value (e.g. the key beside the ledger file, ``user@host``)."""
+
+    model_config = SettingsConfigDict(env_prefix=defaults.ENV_PREFIX, extra="ignore", frozen=True)
+
+    #: ``--ledger``: the ledger URL (``sqlite:///PATH``, ``postgresql://...``, ``memory://NAME``).
+    ledger_url: str = Field(default=defaults.DEFAULT_LEDGER_URL, min_length=1)
+    #: ``--key``: the ledger signer's key store URL (``file://PATH``).
+    ledger_key: str | None = None
+    #: ``--actor``: who is acting, recorded in each entry.
+    actor: str | None = None
+    #: ``--max-payload-bytes``: the largest accepted payload.
+    max_payload_bytes: int = Field(default=defaults.DEFAULT_MAX_PAYLOAD_BYTES, ge=1)
+    #: ``--store``: where ``keys rotate`` creates token-signing keys (a token key store URL).
+    key_store_url: str | None = None
+    #: ``--cache-lifetime``: how long clients cache the JWKS (seconds or ``1h``).
+    jwks_max_age: int | None = Field(default=None, ge=1)
+    #: ``--warn-within``: warn when the active key expires within this (seconds or ``14d``).
+    key_warn_within: int | None = Field(default=None, ge=1)
+    #: ``--receipts``: the folder for key-change receipts.
+    receipts_dir: str | None = None
+    #: Redis for append notifications to backend replicas.
+    redis_url: str | None = None
+    #: A fixed RFC 3339 time for the ``keys`` commands and the JWKS check of ``ledger verify``
+    #: (rehearsing a schedule).
+    now: str | None = None
+    #: ``--debug``: print tracebacks for errors.
+    debug: bool = False
+    #: ``contracts freeze|check --snapshots``: the folder of the schema snapshots.
+    snapshots_dir: str | None = None
+    #: ``contracts check --trusted-kid``: ledger signer kids trusted to freeze (comma-separated).
+    trusted_kids: str | None = None
+
+    _durations = field_validator("jwks_max_age", "key_warn_within", mode="before")(_seconds)

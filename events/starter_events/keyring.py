@@ -12,11 +12,11 @@ I/O and no clock reads of its own. Not for: signing, key stores or the JWKS byte
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from starter_contracts.keys import KeyState
 from starter_events.errors import KeyTransitionError
 from starter_events.keys import KEY_EVENT_TYPES
 
@@ -33,14 +33,6 @@ __all__ = [
 
 class Clock(Protocol):
     def now(self) -> dt.datetime: ...
-
-
-class KeyState(enum.StrEnum):
-    STAGED = "staged"
-    ACTIVE = "active"
-    RETIRED = "retired"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
 
 
 #: The state each event moves a key to, and the states it may move it from.

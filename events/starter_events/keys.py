@@ -15,6 +15,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from starter_contracts import PublicJWK, TokenAlg
+from starter_contracts.keys import KEY_EVENT_TYPES as CONTRACT_KEY_EVENT_TYPES
 from starter_events._registry import register
 
 _KID = r"^[A-Za-z0-9_-]{43}$"
@@ -24,7 +25,7 @@ TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$
 KEY_SET = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 #: Every key lifecycle event type, in lifecycle order.
-KEY_EVENT_TYPES = ("key.staged", "key.activated", "key.retired", "key.revoked", "key.expired")
+KEY_EVENT_TYPES = CONTRACT_KEY_EVENT_TYPES
 
 
 class KeyEventPayload(BaseModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from starter_contracts import defaults
 from starter_events import KeyRing, KeyState, KeyTransitionError, Step
 from starter_events.keyring import format_timestamp
 from starter_ledger.clock import Clock, SystemClock
@@ -33,13 +34,13 @@ class KeyPolicy:
 
     #: How long clients may cache the JWKS: a staged key is published at least this long
     #: before it signs anything, so every client has seen it.
-    cache_lifetime: dt.timedelta = dt.timedelta(hours=1)
+    cache_lifetime: dt.timedelta = dt.timedelta(seconds=defaults.DEFAULT_JWKS_MAX_AGE_S)
     #: How long a key signs, from its activation (``not_after - not_before``).
-    key_lifetime: dt.timedelta = dt.timedelta(days=90)
+    key_lifetime: dt.timedelta = dt.timedelta(seconds=defaults.DEFAULT_KEY_LIFETIME_S)
     #: Longest lifetime of a token: a retired key stays in the JWKS this long.
-    token_ttl: dt.timedelta = dt.timedelta(hours=1)
+    token_ttl: dt.timedelta = dt.timedelta(seconds=defaults.DEFAULT_TOKEN_TTL_S)
     #: ``tick`` warns when the active key expires within this and no key is staged.
-    warn_within: dt.timedelta = dt.timedelta(days=14)
+    warn_within: dt.timedelta = dt.timedelta(seconds=defaults.DEFAULT_KEY_WARN_WITHIN_S)
 
 
 @dataclass

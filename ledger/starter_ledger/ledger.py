@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from starter_contracts import Envelope
+from starter_contracts import Envelope, defaults
 from starter_events import (
     KEY_EVENT_TYPES,
     KeyRing,
@@ -51,7 +51,7 @@ from starter_ledger.storage import AppendBatch, LedgerStore, NewEntry, open_stor
 from starter_ledger.trust import SIGNER_EVENT_TYPES, SignerSet, TrustViolation
 
 #: Largest accepted payload (its RFC 8785 form), unless configured otherwise.
-DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+DEFAULT_MAX_PAYLOAD_BYTES = defaults.DEFAULT_MAX_PAYLOAD_BYTES
 #: How many times ``append`` retries after a concurrent-append conflict.
 DEFAULT_RETRIES = 20
 

@@ -20,14 +20,14 @@ import ipaddress
 import logging
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from starter_contracts.providers import AwsStoreConfig
 from starter_ledger.errors import KeyStoreError, KeyStoreUnreachableError
 from starter_ledger.secrets import require_secret
 
@@ -89,23 +89,9 @@ for _name in ("botocore.endpoint", "botocore.parsers", "botocore.auth"):
         logging.getLogger(_name).addFilter(_WITHHOLD)
 
 
-@dataclass(frozen=True, slots=True)
-class AwsUrl:
-    """A parsed AWS key store URL; ``str()`` is its normalised form, without secrets."""
-
-    scheme: str
-    region: str
-    prefix: str
-    endpoint: str | None
-    options: tuple[tuple[str, str], ...]
-
-    def option(self, name: str) -> str | None:
-        return dict(self.options).get(name)
-
-    def __str__(self) -> str:
-        url = f"{self.scheme}://{self.region}" + (f"/{self.prefix}" if self.prefix else "")
-        query = sorted(self.options + ((("endpoint", self.endpoint),) if self.endpoint else ()))
-        return url + ("?" + urlencode(query, safe=":/") if query else "")
+#: A parsed AWS key store URL (the contracts' provider configuration); ``str()`` is its
+#: normalised form, without secrets.
+AwsUrl = AwsStoreConfig
 
 
 def _shown(url: str) -> str:
@@ -178,7 +164,13 @@ def parse_url(url: str, scheme: str, *, with_prefix: bool, options: tuple[str, .
         raise KeyStoreError(f"{shown} has an unknown, repeated or empty option", hint=form)
     given = dict(pairs)
     endpoint = _endpoint(given.pop("endpoint"), form) if "endpoint" in given else None
-    return AwsUrl(scheme, region, prefix, endpoint, tuple(sorted(given.items())))
+    return AwsUrl(
+        scheme=scheme,
+        region=region,
+        prefix=prefix,
+        endpoint=endpoint,
+        options=tuple(sorted(given.items())),
+    )
 
 
 def make_client(service: str, where: AwsUrl) -> Any:

@@ -20,14 +20,14 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import hvac
 import requests
 from hvac import exceptions as hvac_errors
 
+from starter_contracts.providers import VaultStoreConfig
 from starter_ledger.errors import KeyStoreError, KeyStoreUnreachableError
 from starter_ledger.secrets import require_secret
 
@@ -42,32 +42,9 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 _REJECTED = (hvac_errors.InvalidRequest, hvac_errors.ParamValidationError)
 
 
-@dataclass(frozen=True, slots=True)
-class VaultUrl:
-    """A parsed Vault key store URL; ``str()`` is its normalised form, without secrets."""
-
-    scheme: str
-    host: str
-    port: int
-    mount: str
-    name: str
-    tls: bool
-    namespace: str | None
-
-    @property
-    def hostport(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def address(self) -> str:
-        """The server's base URL, as ``hvac`` wants it."""
-        return f"{'https' if self.tls else 'http'}://{self.hostport}"
-
-    def __str__(self) -> str:
-        url = f"{self.scheme}://{self.hostport}/{self.mount}/{self.name}"
-        query = [("namespace", self.namespace)] if self.namespace else []
-        query += [] if self.tls else [("tls", "false")]
-        return url + ("?" + urlencode(query, safe="/") if query else "")
+#: A parsed Vault key store URL (the contracts' provider configuration); ``str()`` is its
+#: normalised form, without secrets.
+VaultUrl = VaultStoreConfig
 
 
 def _shown(url: str) -> str:

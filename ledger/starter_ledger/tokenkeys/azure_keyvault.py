@@ -37,6 +37,7 @@ from azure.keyvault.keys import KeyClient, KeyCurveName, KeyOperation, KeyVaultK
 from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from starter_contracts.providers import AzureStoreConfig
 from starter_ledger.errors import FormatError, KeyStoreError, KeyStoreUnreachableError
 from starter_ledger.jwk import der_to_raw_ecdsa, public_jwk_of, thumbprint, verify_signature
 from starter_ledger.secrets import require_secret
@@ -64,8 +65,8 @@ _ACCESS = (
 T = TypeVar("T")
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """``(vault host, key name)`` of ``url``; a ``KeyStoreError`` shows the expected form."""
+def parse_url(url: str) -> AzureStoreConfig:
+    """The vault host and key name of ``url``; a ``KeyStoreError`` shows the expected form."""
     scheme, sep, rest = url.partition("://")
     shown = scheme + sep + rest.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
     if scheme.lower() != SCHEME or not sep or any(c in rest for c in "?#@"):
@@ -78,7 +79,7 @@ def parse_url(url: str) -> tuple[str, str]:
         raise KeyStoreError(
             f"{shown} names no key (1 to 127 letters, digits and hyphens)", hint=_FORM
         )
-    return host, name
+    return AzureStoreConfig(vault_host=host, key_name=name)
 
 
 def _translate(error: Exception, vault: str, action: str, what: str) -> KeyStoreError:
@@ -157,7 +158,8 @@ class AzureKeyVaultStore:
         credential: TokenCredential | None = None,
         transport: HttpTransport[Any, Any] | None = None,
     ) -> None:
-        self._host, self._name = parse_url(url)
+        config = parse_url(url)
+        self._host, self._name = config.vault_host, config.key_name
         self._vault_url = f"https://{self._host}"
         if credential is None and os.environ.get("AZURE_CLIENT_SECRET") is not None:
             require_secret("AZURE_CLIENT_SECRET", os.environ["AZURE_CLIENT_SECRET"])
