@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from starter_cli import keys_cmds, ledger_cmds
+from starter_cli import contracts_cmds, keys_cmds, ledger_cmds
 
 app = typer.Typer(
     name="starter-cli",
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(ledger_cmds.app, name="ledger")
 app.add_typer(keys_cmds.app, name="keys")
+app.add_typer(contracts_cmds.app, name="contracts")
 
 
 @app.callback()
