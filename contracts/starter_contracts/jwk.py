@@ -41,6 +41,7 @@ PublicJWK = Ed25519PublicJWK | P256PublicJWK
 #: JWS algorithms of token-signing keys, and the JWK each uses.
 TOKEN_ALGS: dict[str, str] = {"EdDSA": "OKP/Ed25519", "ES256": "EC/P-256"}
 
+#: The JWS algorithms a token-signing key may use: Ed25519 (RFC 8037) or P-256 (RFC 7518).
 TokenAlg = Literal["EdDSA", "ES256"]
 
 
