@@ -34,11 +34,30 @@ demo dir=".ledger":
 test *args:
     {{python}} -m pytest {{args}}
 
-# Lint: ruff (format check + rules) and the import boundaries.
+# The ledger signer trusted to freeze the contracts (the kid in contracts/snapshots/FROZEN.json).
+contracts_signer := "nL-ZHyC6BsVhCSGWCddyb2R3j02ESWa4dQeYdfw2ikM"
+
+# Lint: ruff (format check + rules), the import boundaries, the contracts' frozen schemas and
+# CONTRACTS.md's generated blocks.
 lint:
     {{python}} -m ruff format --check .
     {{python}} -m ruff check .
     {{bin}}lint-imports
+    STARTER_TRUSTED_KIDS={{contracts_signer}} {{bin}}starter-cli contracts check
+    {{bin}}starter-cli contracts graph --check
+
+# Freeze the contracts' schema snapshots into the ledger (default: .ledger/project/); commit
+# contracts/snapshots afterwards.
+contracts-freeze ledger="sqlite:///.ledger/project/ledger.db":
+    {{bin}}starter-cli contracts freeze --ledger {{ledger}}
+
+# Fail when the code's schemas differ from the committed, signed snapshots.
+contracts-check:
+    STARTER_TRUSTED_KIDS={{contracts_signer}} {{bin}}starter-cli contracts check
+
+# Regenerate CONTRACTS.md's public API and import graph from the real code.
+contracts-graph:
+    {{bin}}starter-cli contracts graph
 
 # Type-check with mypy (strict, pydantic plugin).
 typecheck:
