@@ -73,6 +73,9 @@ def _is_code(path):
     return path.endswith((".py", ".pyc", ".so", ".pth")) or "__pycache__" in path
 
 def hook(event, args):
+    # An int is a descriptor already opened (and recorded) by path, e.g. when bytecode is written.
+    if event == "open" and args and isinstance(args[0], int):
+        return
     if event == "open" and args and not _is_code(args[0]) and not os.path.isdir(str(args[0])):
         events["open"].append(str(args[0]))
     elif event.startswith("socket."):
@@ -117,7 +120,7 @@ sys.stdout.write(json.dumps({
 def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     cwd = tmp_path_factory.mktemp("contracts-probe")
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", _PROBE],
+        [sys.executable, "-I", "-B", "-c", _PROBE],
         capture_output=True,
         cwd=cwd,
         text=True,
