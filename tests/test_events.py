@@ -27,6 +27,10 @@ from starter_events import (
 from starter_ledger.trust import make_proof_of_possession
 
 KNOWN = (
+    "artifact.published",
+    "audit.recorded",
+    "audit.waived",
+    "changelog.added",
     "key.activated",
     "key.expired",
     "key.retired",
@@ -34,15 +38,18 @@ KNOWN = (
     "key.staged",
     "ledger.genesis",
     "note.recorded",
+    "release.tagged",
+    "sbom.recorded",
     "schema.frozen",
     "signer.added",
     "signer.revoked",
+    "version.bumped",
 )
 JWK = make_signer("events").public_jwk
 
 
 def test_known_types_lists_the_catalog() -> None:
-    """Users can list exactly the ten event types of the catalog, each at version 1."""
+    """Users can list exactly the seventeen event types of the catalog, each at version 1."""
     assert dict(known_types()) == dict.fromkeys(KNOWN, (1,))
     assert list(known_types()) == sorted(KNOWN)
 
@@ -136,6 +143,66 @@ def _valid_payloads() -> dict[str, dict[str, Any]]:
             ],
             "breaking": True,
         },
+        "version.bumped": {
+            "old": "0.1.0",
+            "new": "0.2.0-rc.1",
+            "pep440": "0.2.0rc1",
+            "part": "prerelease",
+            "snapshots": {"openapi.json": "sha256:" + "cd" * 32},
+            "breaking_since_release": False,
+        },
+        "changelog.added": {"category": "Fixed", "text": "the JWKS is served with its ETag"},
+        "artifact.published": {
+            "version": "0.2.0",
+            "file": "starter_contracts-0.2.0-py3-none-any.whl",
+            "sha256": "ef" * 32,
+            "size": 12345,
+            "repository": "http://127.0.0.1:8080/",
+        },
+        "release.tagged": {
+            "version": "0.2.0",
+            "tag": "v0.2.0",
+            "commit": "0123456789abcdef0123456789abcdef01234567",
+            "artifacts": [
+                {"file": "starter_contracts-0.2.0-py3-none-any.whl", "sha256": "ef" * 32, "size": 1}
+            ],
+            "checkpoint": "example.com/test-ledger\n5\nAAAA\n",
+        },
+        "sbom.recorded": {
+            "sha256": "01" * 32,
+            "spec_version": "1.6",
+            "components": 2,
+            "subject": "environment",
+            "diff": {
+                "added": [{"name": "pydantic", "version": "2.11.0"}],
+                "removed": [],
+                "changed": [{"name": "rich", "old": "13.0.0", "new": "14.0.0"}],
+            },
+        },
+        "audit.recorded": {
+            "status": "inconclusive",
+            "tool": "pip-audit 2.10.1",
+            "source": "file",
+            "report_sha256": "02" * 32,
+            "dependencies": 40,
+            "findings": [
+                {
+                    "package": "jinja2",
+                    "version": "3.1.3",
+                    "id": "GHSA-h75v-3vvj-5mfj",
+                    "aliases": ["CVE-2024-34064"],
+                    "fix_versions": ["3.1.4"],
+                    "severity": "medium",
+                }
+            ],
+            "skipped": [{"package": "starter-ledger", "reason": "not on PyPI"}],
+        },
+        "audit.waived": {
+            "id": "GHSA-h75v-3vvj-5mfj",
+            "package": "jinja2",
+            "reason": "not reachable from our code",
+            "expires": "2027-01-01T00:00:00.000Z",
+        },
     }
 
 
@@ -170,6 +237,13 @@ def test_valid_payload_validates(type_: str) -> None:
         ("schema.frozen", {"snapshots": {}}, "snapshots"),
         ("schema.frozen", {"breaking": False}, "<payload>"),
         ("schema.frozen", {"contracts_version": "1 0"}, "contracts_version"),
+        ("version.bumped", {"new": "1.0"}, "new"),
+        ("version.bumped", {"new": "01.0.0"}, "new"),
+        ("changelog.added", {"category": "Misc"}, "category"),
+        ("release.tagged", {"commit": "HEAD"}, "commit"),
+        ("audit.recorded", {"status": "clean"}, "status"),
+        ("audit.waived", {"expires": "tomorrow"}, "expires"),
+        ("sbom.recorded", {"sha256": "x"}, "sha256"),
     ],
 )
 def test_invalid_payload_names_the_field(type_: str, change: dict[str, Any], field: str) -> None:

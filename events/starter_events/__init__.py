@@ -6,7 +6,7 @@ known types when an unknown one is asked for. Adding a type is one small module 
 pure and does no I/O.
 """
 
-from starter_events import genesis, keys, notes, schemas, signers
+from starter_events import genesis, keys, notes, release, schemas, signers, supplychain
 from starter_events._registry import (
     EventType,
     known_types,
@@ -65,7 +65,9 @@ __all__ = [
     "lookup",
     "notes",
     "register",
+    "release",
     "schemas",
     "signers",
+    "supplychain",
     "validate_payload",
 ]

@@ -37,6 +37,16 @@ ChangeKind = Literal[
 ]
 
 
+def check_snapshots(value: dict[str, str]) -> dict[str, str]:
+    """Validator of a ``{snapshot file name: "sha256:<hex>"}`` member."""
+    for name, digest in value.items():
+        if not re.fullmatch(SNAPSHOT_NAME, name):
+            raise ValueError(f"snapshot name {name[:80]!r} is not a plain *.json file name")
+        if not re.fullmatch(DIGEST, digest):
+            raise ValueError(f"digest of {name} is not sha256:<64 hex>")
+    return value
+
+
 class SchemaChange(BaseModel):
     """One classified difference between the frozen snapshots and the new ones."""
 
@@ -66,15 +76,7 @@ class SchemaFrozenPayload(BaseModel):
     #: True when any change is breaking.
     breaking: bool = False
 
-    @field_validator("snapshots")
-    @classmethod
-    def _names_and_digests(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, digest in value.items():
-            if not re.fullmatch(SNAPSHOT_NAME, name):
-                raise ValueError(f"snapshot name {name[:80]!r} is not a plain *.json file name")
-            if not re.fullmatch(DIGEST, digest):
-                raise ValueError(f"digest of {name} is not sha256:<64 hex>")
-        return value
+    _names_and_digests = field_validator("snapshots")(check_snapshots)
 
     @model_validator(mode="after")
     def _breaking_matches(self) -> SchemaFrozenPayload:
