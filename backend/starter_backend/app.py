@@ -326,9 +326,8 @@ def _register_schemas(api: FastAPI, defs: dict[str, Any]) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    """The OpenAPI ``info.version``: the ``starter-contracts`` version (its ``_version.py``,
+    written only by ``starter-cli release bump``), read when the app is built."""
+    import starter_contracts
 
-    try:
-        return version("starter-ledger")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0.0.0"
+    return str(starter_contracts.__version__)

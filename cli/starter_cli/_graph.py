@@ -259,7 +259,10 @@ def _replace_block(text: str, begin: str, end: str, body: str, path: Path) -> st
 
 def render_blocks() -> tuple[str, str]:
     """The two generated blocks from the installed code: (public API, import graph)."""
-    version = importlib.metadata.version(CONTRACTS_DISTRIBUTION)
+    import starter_contracts
+
+    # The version module, not the install's metadata (which lags behind an editable install).
+    version = str(starter_contracts.__version__)
     return render_api_block(public_api(), version), render_graph_block(import_edges())
 
 

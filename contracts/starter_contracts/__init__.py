@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from starter_contracts.providers import AwsStoreConfig, AzureStoreConfig, VaultStoreConfig
     from starter_contracts.settings import BackendSettings, CliSettings
 
+    __version__: str
+
 _WHERE = {
     "AwsStoreConfig": "starter_contracts.providers",
     "AzureStoreConfig": "starter_contracts.providers",
@@ -96,6 +98,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # not cached: ``starter-cli release bump`` updates it in-process
+        return importlib.import_module("starter_contracts._version").__version__
     module = _WHERE.get(name)
     if module is None:
         msg = f"module 'starter_contracts' has no attribute {name!r}"

@@ -80,13 +80,13 @@ def digest(data: bytes) -> str:
 
 
 def installed_contracts_version() -> str:
-    """The installed ``starter-contracts`` version."""
-    from importlib.metadata import PackageNotFoundError, version
-
+    """The ``starter-contracts`` version, read from its version module (the one source of
+    truth, which ``release bump`` writes; an editable install's metadata would lag behind)."""
     try:
-        return version("starter-contracts")
-    except PackageNotFoundError:
+        import starter_contracts
+    except ImportError:
         raise InputRejectedError("starter-contracts is not installed", hint=_REINSTALL) from None
+    return str(starter_contracts.__version__)
 
 
 def snapshot_sources() -> list[Source]:
