@@ -100,5 +100,9 @@ class CliSettings(BaseSettings):
     snapshots_dir: str | None = None
     #: ``contracts check --trusted-kid``: ledger signer kids trusted to freeze (comma-separated).
     trusted_kids: str | None = None
+    #: ``sbom --store``: where SBOM files are kept (default: ``sboms/`` beside the ledger).
+    sbom_store: str | None = None
+    #: The pip-audit command ``audit record`` runs (default: this Python's ``-m pip_audit``).
+    pip_audit: str | None = None
 
     _durations = field_validator("jwks_max_age", "key_warn_within", mode="before")(_seconds)
