@@ -16,8 +16,10 @@ setup:
     test -x {{venv}}/bin/python || python3 -m venv {{venv}}
     {{venv}}/bin/python -m pip install --quiet --disable-pip-version-check -e ./contracts -e '.[dev]'
 
-# End to end on the embedded default: create a ledger, append, rotate a signing key, publish the
-# JWKS, sign a test token, print a checkpoint, verify.
+# Steps: create a ledger, append, rotate a signing key, publish the JWKS, sign a test token,
+# print a checkpoint, verify.
+#
+# End to end on the embedded default (SQLite in .ledger/, a file key store).
 demo dir=".ledger":
     {{bin}}starter-cli ledger init --origin localhost/starter-ledger --ledger sqlite:///{{dir}}/ledger.db || test $? -eq 8
     echo '{"text": "platform bootstrapped"}' | {{bin}}starter-cli ledger append --ledger sqlite:///{{dir}}/ledger.db --type note.recorded --payload -
@@ -37,8 +39,7 @@ test *args:
 # The ledger signer trusted to freeze the contracts (the kid in contracts/snapshots/FROZEN.json).
 contracts_signer := "nL-ZHyC6BsVhCSGWCddyb2R3j02ESWa4dQeYdfw2ikM"
 
-# Lint: ruff (format check + rules), the import boundaries, the contracts' frozen schemas and
-# CONTRACTS.md's generated blocks.
+# Lint: ruff, import boundaries, frozen contract schemas and CONTRACTS.md's generated blocks.
 lint:
     {{python}} -m ruff format --check .
     {{python}} -m ruff check .
@@ -46,14 +47,21 @@ lint:
     STARTER_TRUSTED_KIDS={{contracts_signer}} {{bin}}starter-cli contracts check
     {{bin}}starter-cli contracts graph --check
 
-# Freeze the contracts' schema snapshots into the ledger (default: .ledger/project/); commit
-# contracts/snapshots afterwards.
+# Freeze the contracts' schema snapshots into the project ledger; then commit them.
 contracts-freeze ledger="sqlite:///.ledger/project/ledger.db":
     {{bin}}starter-cli contracts freeze --ledger {{ledger}}
 
 # Fail when the code's schemas differ from the committed, signed snapshots.
 contracts-check:
     STARTER_TRUSTED_KIDS={{contracts_signer}} {{bin}}starter-cli contracts check
+
+# Bump the version (major|minor|patch|prerelease) from the project ledger; freezes too.
+bump part *args:
+    {{bin}}starter-cli release bump {{part}} {{args}} --ledger sqlite:///.ledger/project/ledger.db
+
+# Regenerate CHANGELOG.md from the project ledger (needs .ledger/project/).
+changelog-write:
+    {{bin}}starter-cli changelog write --ledger sqlite:///.ledger/project/ledger.db
 
 # Regenerate CONTRACTS.md's public API and import graph from the real code.
 contracts-graph:

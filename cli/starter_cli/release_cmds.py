@@ -1,0 +1,310 @@
+"""``starter-cli release ...`` and ``starter-cli changelog ...``: version bumps, the release list
+and the changelog, all from the ledger.
+
+For: the command-line surface over ``starter_ledger.versioning`` (``release bump``) and
+``starter_events.releases`` (``release list``/``show``), and over ``starter_ledger.changelog``
+(``changelog add``/``write``/``check``). Writers append through ``notify_replicas``; readers open
+the ledger read-only. Errors propagate to the one boundary in ``app.main`` (bad input is exit 3
+with the ledger unchanged); a changelog that differs from the ledger is exit 1 with a diff.
+Not for: the version rules (``versioning``) or what goes in the changelog (``releases``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from starter_cli._common import (
+    ACTOR_OPTION,
+    JSON_OPTION,
+    KEY_OPTION,
+    LEDGER_OPTION,
+    default_key_url,
+    notify_replicas,
+    print_json,
+    resolve_actor,
+    safe,
+)
+
+if TYPE_CHECKING:
+    from starter_events.releases import Release, ReleaseState
+
+release_app = typer.Typer(
+    help="Bump the version and list releases, from the ledger alone.", no_args_is_help=True
+)
+changelog_app = typer.Typer(
+    help="Record changelog entries; write and check CHANGELOG.md from the ledger.",
+    no_args_is_help=True,
+)
+
+VERSION_FILE_OPTION = typer.Option(
+    Path("contracts/starter_contracts/_version.py"),
+    "--version-file",
+    help="The starter-contracts version file (the one place the version is written).",
+    show_default=True,
+)
+SNAPSHOTS_OPTION = typer.Option(
+    Path("contracts/snapshots"),
+    "--snapshots",
+    envvar="STARTER_SNAPSHOTS_DIR",
+    help="Folder of the committed snapshot files and FROZEN.json (re-frozen by the bump).",
+    show_default=True,
+)
+FILE_OPTION = typer.Option(
+    Path("CHANGELOG.md"), "--file", help="The changelog file.", show_default=True
+)
+
+
+def _read_state(url: str) -> ReleaseState:
+    """The release projection of the ledger at ``url``, opened read-only."""
+    from starter_ledger.ledger import Ledger
+    from starter_ledger.storage import open_store
+    from starter_ledger.versioning import load_state
+
+    with Ledger(open_store(url, read_only=True)) as led:
+        return load_state(led)
+
+
+def _warn(state: ReleaseState) -> None:
+    for problem in state.problems:
+        typer.echo(f"warning: {safe(problem)}", err=True)
+
+
+# -- release ---------------------------------------------------------------------------------
+
+
+@release_app.command()
+def bump(
+    part: str = typer.Argument(..., help="major, minor, patch or prerelease."),
+    pre: str | None = typer.Option(
+        None,
+        "--pre",
+        help="Pre-release token: alpha, beta or rc (prerelease default rc; with major, minor "
+        "or patch: the first pre-release of that version).",
+    ),
+    version_file: Path = VERSION_FILE_OPTION,
+    snapshots: Path = SNAPSHOTS_OPTION,
+    ledger: str = LEDGER_OPTION,
+    key: str | None = KEY_OPTION,
+    actor: str | None = ACTOR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Move to the next version and record it in the ledger (version.bumped).
+
+    Writes the version to the contracts' version file, re-freezes the snapshots (the OpenAPI
+    document carries the version) and appends a signed version.bumped event. The current
+    version comes from the ledger. A breaking contracts change since the last release needs a
+    major bump (minor before 1.0.0); the bump is refused otherwise.
+    """
+    from starter_ledger.keystore import open_keystore
+    from starter_ledger.ledger import Ledger
+    from starter_ledger.versioning import bump as run_bump
+
+    who = resolve_actor(actor)
+    with notify_replicas(Ledger.open(ledger)) as led:
+        signer = open_keystore(key or default_key_url(ledger)).load()
+        result = run_bump(
+            led,
+            signer,
+            who,
+            part,
+            pre=pre,
+            version_file=version_file,
+            snapshots=snapshots,
+        )
+    if json_out:
+        print_json(result.to_dict())
+        return
+    old = result.old or f"{result.version_file} (first bump)"
+    finished = " (finished an interrupted bump)" if result.resumed else ""
+    typer.echo(
+        f"bumped {old} -> {result.new} (PEP 440 {result.pep440}) at ledger entry "
+        f"{result.seq}{finished}"
+    )
+    frozen = "froze" if result.freeze_appended else "snapshots already frozen at"
+    typer.echo(f"{frozen} ledger entry {result.freeze_seq}: {len(result.snapshots)} snapshots")
+    typer.echo(f"commit {result.version_file} and {snapshots}")
+
+
+def _release_lines(release: Release) -> list[str]:
+    lines = [
+        f"version   {release.version} ({release.tag})",
+        f"date      {release.date} (ledger entry {release.seq}, {release.occurred_at})",
+        f"commit    {release.commit}",
+        "artifacts",
+    ]
+    for a in release.artifacts:
+        where = f" -> {safe(str(a['repository']))}" if a.get("repository") else ""
+        lines.append(f"  {a['file']}  sha256:{a['sha256']}  {a['size']} bytes{where}")
+    sbom = release.sbom
+    if sbom is None:
+        lines.append("sbom      none recorded before the tag")
+    else:
+        lines.append(
+            f"sbom      sha256:{sbom['sha256']} (CycloneDX {sbom['spec_version']}, "
+            f"{sbom['components']} components, {safe(sbom['subject'])}; entry {sbom['seq']})"
+        )
+    audit = release.audit
+    if audit is None:
+        lines.append("audit     none recorded before the tag")
+    else:
+        lines.append(
+            f"audit     {audit['status']}: {audit['findings']} findings, {audit['skipped']} "
+            f"skipped of {audit['dependencies']} dependencies ({safe(audit['tool'])}; "
+            f"entry {audit['seq']})"
+        )
+    keys = ", ".join(f"{k['kid']} ({k['key_set']}, {k['alg']})" for k in release.keys)
+    lines.append(f"keys      {keys or 'no active token-signing key'}")
+    return lines
+
+
+@release_app.command("list")
+def list_releases(ledger: str = LEDGER_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """List every release (version, date, commit, artifacts) and the current version."""
+    state = _read_state(ledger)
+    _warn(state)
+    releases = state.all_releases()
+    if json_out:
+        print_json(
+            {
+                "current": state.current,
+                "releases": [r.to_dict() for r in releases],
+                "unreleased": len(state.unreleased),
+                "problems": state.problems,
+            }
+        )
+        return
+    typer.echo(f"current version: {state.current or 'none (no version.bumped yet)'}")
+    if not releases:
+        typer.echo("no releases")
+    for r in reversed(releases):
+        typer.echo(
+            f"{r.version:16s} {r.date}  {r.commit[:12]}  {len(r.artifacts)} artifacts  "
+            f"{len(r.keys)} active keys  entry {r.seq}"
+        )
+    typer.echo(f"unreleased changelog entries: {len(state.unreleased)}")
+
+
+@release_app.command()
+def show(
+    version: str = typer.Argument(..., help="The release's version, e.g. 1.4.0."),
+    ledger: str = LEDGER_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Show one release: its commit, artifacts, SBOM, audit and active keys.
+
+    Everything comes from the ledger: version, date, commit, artifact digests, the SBOM and
+    audit recorded before the tag, and the token-signing keys active when it was tagged."""
+    from starter_ledger.errors import InputRejectedError
+    from starter_ledger.versioning import parse_semver
+
+    wanted = version.removeprefix("v")
+    parse_semver(wanted)
+    state = _read_state(ledger)
+    _warn(state)
+    release = state.release(wanted)
+    if release is None:
+        known = ", ".join(r.version for r in state.releases) or "none"
+        raise InputRejectedError(
+            f"the ledger has no release {wanted}", hint=f"released versions: {known}"
+        )
+    if json_out:
+        print_json(release.to_dict())
+        return
+    for line in _release_lines(release):
+        typer.echo(line)
+
+
+# -- changelog -------------------------------------------------------------------------------
+
+
+def _category(text: str) -> str:
+    from starter_events.release import CHANGELOG_CATEGORIES
+    from starter_ledger.errors import InputRejectedError
+
+    for category in CHANGELOG_CATEGORIES:
+        if category.lower() == text.strip().lower():
+            return category
+    raise InputRejectedError(
+        f"unknown changelog category {safe(text)!r}",
+        hint=f"use one of {', '.join(CHANGELOG_CATEGORIES)}",
+    )
+
+
+def _entry_text(text: str) -> str:
+    from starter_ledger.errors import InputRejectedError
+
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise InputRejectedError("the changelog text is empty", hint="say what changed")
+    if not cleaned.isprintable():
+        raise InputRejectedError(
+            f"the changelog text {safe(cleaned[:80])!r} holds control characters",
+            hint="use printable text on one line",
+        )
+    if len(cleaned) > 2000:
+        raise InputRejectedError(
+            f"the changelog text has {len(cleaned)} characters; at most 2000 are allowed"
+        )
+    return cleaned
+
+
+@changelog_app.command()
+def add(
+    text: str = typer.Argument(..., help="One line for the changelog."),
+    category: str = typer.Option(
+        ...,
+        "--category",
+        "-c",
+        help="Added, Changed, Deprecated, Removed, Fixed or Security.",
+    ),
+    ledger: str = LEDGER_OPTION,
+    key: str | None = KEY_OPTION,
+    actor: str | None = ACTOR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Record one changelog entry (a signed changelog.added event) for the next release."""
+    from starter_ledger.keystore import open_keystore
+    from starter_ledger.ledger import Ledger
+
+    payload = {"category": _category(category), "text": _entry_text(text)}
+    who = resolve_actor(actor)
+    with notify_replicas(Ledger.open(ledger)) as led:
+        signer = open_keystore(key or default_key_url(ledger)).load()
+        result = led.append("changelog.added", payload, signer, who)
+    if json_out:
+        print_json({**payload, "seq": result.first_seq})
+        return
+    typer.echo(
+        f"recorded {payload['category']}: {payload['text']} (ledger entry {result.first_seq})"
+    )
+
+
+@changelog_app.command()
+def write(file: Path = FILE_OPTION, ledger: str = LEDGER_OPTION) -> None:
+    """Regenerate the changelog file from the ledger (its title and intro are kept)."""
+    from starter_ledger.changelog import write as run_write
+
+    state = _read_state(ledger)
+    _warn(state)
+    changed = run_write(file, state)
+    typer.echo(f"updated {file}" if changed else f"{file} is up to date")
+
+
+@changelog_app.command()
+def check(file: Path = FILE_OPTION, ledger: str = LEDGER_OPTION) -> None:
+    """Fail (exit 1, with a unified diff) when the changelog file differs from the ledger."""
+    from starter_ledger.changelog import check as run_check
+
+    state = _read_state(ledger)
+    _warn(state)
+    diff = run_check(file, state)
+    if not diff:
+        typer.echo(f"ok: {file} matches the ledger")
+        return
+    typer.echo(f"FAILED: {file} differs from the ledger's changelog projection")
+    typer.echo(diff, nl=False)
+    typer.echo("hint: run 'starter-cli changelog write' and commit the file", err=True)
+    raise typer.Exit(1)
