@@ -104,5 +104,9 @@ class CliSettings(BaseSettings):
     sbom_store: str | None = None
     #: The pip-audit command ``audit record`` runs (default: this Python's ``-m pip_audit``).
     pip_audit: str | None = None
+    #: ``release tag --principal``: the principal of the release tag's SSH signature.
+    release_principal: str | None = None
+    #: ``release gates|tag --min-severity``: the lowest severity of an open finding that blocks.
+    release_min_severity: str | None = None
 
     _durations = field_validator("jwks_max_age", "key_warn_within", mode="before")(_seconds)
