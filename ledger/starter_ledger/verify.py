@@ -32,6 +32,7 @@ from starter_events import (
     KeyTransitionError,
     validate_payload,
 )
+from starter_events.releases import ReleaseState
 from starter_ledger.checkpoint import expected_body, signers_from_extensions
 from starter_ledger.clock import SystemClock
 from starter_ledger.encoding import b64_decode, b64_encode
@@ -50,6 +51,10 @@ from starter_ledger.merkle import (
 )
 from starter_ledger.note import parse_checkpoint, parse_note
 from starter_ledger.trust import SIGNER_EVENT_TYPES, SignerSet, TrustViolation
+
+#: Release events whose order the replay checks: versions and tags only go up, and a tag names
+#: only artifacts published before it for its version.
+RELEASE_RULE_TYPES = frozenset({"version.bumped", "artifact.published", "release.tagged"})
 
 #: Entries per unit of work sent to a worker process.
 CHUNK = 2048
@@ -158,7 +163,11 @@ def check_chunk(rows: list[tuple[int, bytes]], keys: dict[str, bytes]) -> list[_
         genesis = sha256(raw).hexdigest() if env.seq == 0 else None
         # Only the payloads the in-order replay needs travel back from the workers.
         rule_payload = (
-            payload if env.type in SIGNER_EVENT_TYPES or env.type in KEY_EVENT_TYPES else None
+            payload
+            if env.type in SIGNER_EVENT_TYPES
+            or env.type in KEY_EVENT_TYPES
+            or env.type in RELEASE_RULE_TYPES
+            else None
         )
         info = (
             env.seq,
@@ -267,6 +276,12 @@ class _Replay:
         self.last_checkpoint: str | None = None
         #: The moment the JWKS projection is taken at (None: the system clock's now).
         self.now: dt.datetime | None = None
+        self.releases = ReleaseState()
+        #: False when the replay starts after a trusted checkpoint: the release rules need the
+        #: whole history (a full verification checks them).
+        self.check_releases = True
+        #: (version, file) -> sha256 of every artifact.published so far.
+        self.published: dict[tuple[str, str], str] = {}
         self._prev_root = b64_encode(frontier.root())
 
     def feed(self, item: _Checked) -> None:
@@ -312,6 +327,8 @@ class _Replay:
                 apply_key_event(self.keys, seq, type_, payload or {})
             except KeyTransitionError as e:
                 raise _Failed(seq, "key-lifecycle", e.message) from None
+        if type_ in RELEASE_RULE_TYPES and self.check_releases:
+            self._check_release(seq, type_, payload or {})
         created = self.frontier.append(lh)
         if self.stored_nodes is not None:
             while self.stored_nodes and self.stored_nodes[0][0] < seq:
@@ -339,6 +356,25 @@ class _Replay:
             self.next_cp = next(self.checkpoints, None)
         if self.pin is not None and self.pin.size == size:
             self._check_pin(root)
+
+    def _check_release(self, seq: int, type_: str, payload: dict[str, Any]) -> None:
+        """Versions and release tags only go up; a tag names only published artifacts."""
+        if type_ == "artifact.published":
+            self.published[(payload["version"], payload["file"])] = payload["sha256"]
+        elif type_ == "release.tagged":
+            for artifact in payload["artifacts"]:
+                sha = self.published.get((payload["version"], artifact["file"]))
+                if sha != artifact["sha256"]:
+                    raise _Failed(
+                        seq,
+                        "release-projection",
+                        f"release {payload['version']} names artifact {artifact['file']} "
+                        "that no earlier artifact.published records with that digest",
+                    )
+        before = len(self.releases.problems)
+        self.releases.apply(seq, "", type_, payload)
+        if len(self.releases.problems) > before:
+            raise _Failed(seq, "release-projection", self.releases.problems[-1])
 
     def _check_checkpoint(self, note: str, root: bytes, *, full: bool) -> None:
         size = self.frontier.size
@@ -772,6 +808,7 @@ def replay_from_checkpoint(
         )
         replay.genesis_sha256 = genesis
         replay.now = now
+        replay.check_releases = False
         replay.keys = _keys_at(store, pin)
         replay.final_checked = size == pin.size
         if size == pin.size:
