@@ -79,5 +79,9 @@ bench *args:
 smoke:
     {{python}} tests/smoke.py
 
+# A whole release from the ledger on a throw-away copy: bump, SBOM, audit, tag, publish, verify.
+release-demo:
+    {{python}} tests/release_demo.py
+
 # Everything CI checks.
 ci: lint typecheck test smoke
