@@ -351,6 +351,14 @@ _BAD: dict[str, tuple[Callable[[Setup], list[str]], dict[str, str], int, str, st
         f"no key {'A' * 43} in this ledger",
         "keys status",
     ),
+    # One kid in 64 starts with "-": it is still read as the kid, never as an unknown option.
+    "revoke-unknown-kid-with-leading-dash": (
+        lambda s: ["keys", "revoke", "-" + "A" * 42, "--reason", "x"],
+        {},
+        3,
+        f"no key {'-' + 'A' * 42} in this ledger",
+        "keys status",
+    ),
     "revoke-revoked-key": (
         lambda s: ["keys", "revoke", s.revoked, "--reason", "again"],
         {},

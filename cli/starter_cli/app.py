@@ -8,6 +8,7 @@ Not for: command logic (``ledger_cmds``).
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import typer
@@ -44,6 +45,21 @@ def _root(
 
 TRUTHY = ("1", "true", "yes", "on")
 
+#: An RFC 7638 thumbprint (a kid): 43 base64url characters. One in 64 starts with "-".
+_KID = re.compile(r"-[A-Za-z0-9_-]{42}")
+
+
+def _kids_as_arguments(args: list[str]) -> list[str]:
+    """A kid that starts with "-" would be read as an unknown option; no option of this CLI has
+    that shape, so move such kids after a "--" (every command that takes a kid takes exactly one
+    positional argument)."""
+    if "--" in args:
+        return args
+    kids = [a for a in args if _KID.fullmatch(a)]
+    if not kids:
+        return args
+    return [a for a in args if a not in kids] + ["--", *kids]
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, mapping ``StarterError`` to its exit code.
@@ -52,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from starter_contracts.errors import StarterError
 
-    args = sys.argv[1:] if argv is None else argv
+    args = _kids_as_arguments(sys.argv[1:] if argv is None else list(argv))
     debug = "--debug" in args or os.environ.get("STARTER_DEBUG", "").lower() in TRUTHY
     try:
         app(args=args, prog_name="starter-cli")
