@@ -4,9 +4,10 @@ For: ``create_tag`` (an annotated tag whose message carries the release checkpoi
 ``gpg.format=ssh`` when the signer's seed is at hand, i.e. for a ``file://`` key), ``verify_tag``
 (``git tag -v`` against an allowed-signers text), ``allowed_signers`` (the line that trusts the
 ledger key for git), the OpenSSH encodings of the key, and the commit facts a release records
-(``resolve_commit``, ``commit_time``). Not for: keys that never leave a KMS or Vault (git can only
-sign with a key file or an agent; such releases get an unsigned tag and rely on the ledger's own
-signature), nor for running git in any other way.
+(``resolve_commit``, ``commit_time``), plus the small git runner the release code shares
+(``run_git``, ``list_tags``, ``dirty_paths``). Not for: keys that never leave a KMS or Vault (git
+can only sign with a key file or an agent; such releases get an unsigned tag and rely on the
+ledger's own signature).
 
 The private key exists on disk only while ``git tag -s`` runs: in a fresh 0700 folder, in a file
 created with ``O_EXCL`` and mode 0600, overwritten and removed in a ``finally`` block. It never
@@ -37,7 +38,10 @@ __all__ = [
     "allowed_signers",
     "commit_time",
     "create_tag",
+    "dirty_paths",
+    "list_tags",
     "resolve_commit",
+    "run_git",
     "ssh_private_key",
     "ssh_public_key",
     "tag_message",
@@ -90,6 +94,44 @@ def allowed_signers(principal: str, public_jwk: Mapping[str, str]) -> str:
     newline: ``principal`` may sign git objects (only: ``namespaces="git"``) with this key."""
     _check_principal(principal)
     return f'{principal} namespaces="git" {ssh_public_key(public_jwk)}\n'
+
+
+def run_git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``git args`` in ``repo`` without a terminal prompt, an SSH agent or a locale; a missing
+    git is an ``InputRejectedError``, git that cannot run (or times out) a ``LedgerError``. The
+    exit status is the caller's to check."""
+    return _run([_git_binary(), *args], repo)
+
+
+def list_tags(repo: Path, pattern: str) -> dict[str, str]:
+    """Each tag matching ``pattern`` (a ``refs/tags/`` glob, e.g. ``v*``) -> the commit it points
+    at (peeled through annotated tags)."""
+    proc = run_git(
+        repo,
+        "for-each-ref",
+        "--format=%(refname:strip=2) %(objectname) %(*objectname)",
+        f"refs/tags/{pattern}",
+    )
+    if proc.returncode != 0:
+        raise LedgerError(f"cannot list the tags of {repo}: {proc.stderr.strip()[:300]}")
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            out[parts[0]] = parts[2] if len(parts) > 2 else parts[1]
+    return out
+
+
+def dirty_paths(repo: Path, under: Path | None = None) -> list[str]:
+    """``git status --porcelain`` lines, sorted: uncommitted changes to tracked files, and
+    untracked files under ``under`` (anywhere in ``repo`` when None). Empty for a clean tree."""
+    tracked = run_git(repo, "status", "--porcelain", "--untracked-files=no")
+    where = [] if under is None else ["--", str(under.resolve())]
+    untracked = run_git(repo, "status", "--porcelain", "--untracked-files=all", *where)
+    lines = tracked.stdout.splitlines() + [
+        line for line in untracked.stdout.splitlines() if line.startswith("??")
+    ]
+    return sorted(set(lines))
 
 
 def resolve_commit(repo: Path, rev: str = "HEAD") -> str:

@@ -29,17 +29,23 @@ and running ``release tag`` again finishes it (step 1).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from starter_ledger.errors import InputRejectedError, LedgerError
+from starter_ledger.errors import InputRejectedError
 from starter_ledger.gates import Gate, collect, evaluate, failed
+from starter_ledger.gitsign import (
+    commit_time,
+    create_tag,
+    dirty_paths,
+    list_tags,
+    resolve_commit,
+    run_git,
+    tag_message,
+)
 from starter_ledger.ledger import Event, Ledger
 from starter_ledger.versioning import load_state, read_version_file, to_pep440
 
@@ -62,7 +68,6 @@ __all__ = [
 
 ARTIFACT_EVENT = "artifact.published"
 TAG_EVENT = "release.tagged"
-_TIMEOUT = 60
 
 
 @dataclass
@@ -102,72 +107,18 @@ def signer_seed(signer: Signer) -> bytes | None:
     return seed() if callable(seed) else None
 
 
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    git = shutil.which("git")
-    if git is None:
-        raise InputRejectedError("git is not installed", hint="install git to tag releases")
-    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
-    try:
-        return subprocess.run(
-            [git, *args],
-            cwd=repo,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise LedgerError(f"cannot run git in {repo}: {e}") from None
-
-
 def _check_repo(repo: Path) -> None:
-    if not Path(repo).is_dir() or _git(repo, "rev-parse", "--git-dir").returncode != 0:
+    if not Path(repo).is_dir() or run_git(repo, "rev-parse", "--git-dir").returncode != 0:
         raise InputRejectedError(
             f"{repo} is not a git repository", hint="run in the release's git clone (--repo)"
         )
-
-
-def _tags(repo: Path) -> dict[str, str]:
-    """``v*`` tag -> the commit it points at (peeled through annotated tags)."""
-    _check_repo(repo)
-    proc = _git(
-        repo,
-        "for-each-ref",
-        "--format=%(refname:strip=2) %(objectname) %(*objectname)",
-        "refs/tags/v*",
-    )
-    if proc.returncode != 0:
-        raise LedgerError(f"cannot list the tags of {repo}: {proc.stderr.strip()[:300]}")
-    out: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            out[parts[0]] = parts[2] if len(parts) > 2 else parts[1]
-    return out
-
-
-def _dirty(repo: Path, contracts_dir: Path) -> list[str]:
-    tracked = _git(repo, "status", "--porcelain", "--untracked-files=no")
-    untracked = _git(
-        repo, "status", "--porcelain", "--untracked-files=all", "--", str(contracts_dir.resolve())
-    )
-    lines = tracked.stdout.splitlines() + [
-        line for line in untracked.stdout.splitlines() if line.startswith("??")
-    ]
-    return sorted(set(lines))
 
 
 def _finish(
     ledger: Ledger, release: Release, repo: Path, seed: bytes | None, principal: str
 ) -> TagOutcome:
     """The release is recorded: create its missing git tag, or refuse when it exists."""
-    from starter_ledger.gitsign import create_tag
-
-    tags = _tags(repo)
+    tags = list_tags(repo, "v*")
     if release.tag in tags:
         where = "" if tags[release.tag] == release.commit else " (at another commit!)"
         raise InputRejectedError(
@@ -213,7 +164,6 @@ def tag_release(
     ``contracts_dir`` is the ``starter-contracts`` project (its ``pyproject.toml``) inside
     ``repo``; ``snapshots`` defaults to ``contracts_dir / "snapshots"``; ``seed`` signs the tag."""
     from starter_ledger.artifacts import build_wheel
-    from starter_ledger.gitsign import commit_time, create_tag, resolve_commit
 
     _check_repo(repo)
     state = load_state(ledger)
@@ -233,13 +183,13 @@ def tag_release(
         )
     version = str(state.current)
     tag = f"v{version}"
-    if tag in _tags(repo):
+    if tag in list_tags(repo, "v*"):
         raise InputRejectedError(
             f"tag {tag} exists in {repo} but the ledger records no release {version}",
             hint="a tag the ledger does not know is drift ('starter-cli release check'); "
             "remove it or bump the version",
         )
-    dirty = _dirty(repo, contracts_dir)
+    dirty = dirty_paths(repo, under=contracts_dir)
     if dirty:
         raise InputRejectedError(
             f"{repo} has uncommitted changes ({len(dirty)}: {', '.join(dirty[:3])}); the wheel "
@@ -306,9 +256,8 @@ def check_tags(ledger: Ledger, repo: Path) -> list[Drift]:
     """Every ``v*`` tag of ``repo`` the ledger does not record (or records at another commit),
     every recorded release without its tag, and every tag whose message is not the recorded
     checkpoint. Empty when git and the ledger agree."""
-    from starter_ledger.gitsign import tag_message
-
-    tags = _tags(repo)
+    _check_repo(repo)
+    tags = list_tags(repo, "v*")
     releases = {r.tag: r for r in load_state(ledger).all_releases()}
     drift: list[Drift] = []
     for tag in sorted(tags.keys() | releases.keys()):
