@@ -123,6 +123,21 @@ def keyfile(tmp_path: Path, name: str) -> str:
     return f"file://{path}"
 
 
+def initialised_ledger_env(tmp_path: Path, now: dt.datetime) -> dict[str, str]:
+    """A CLI environment with an initialised SQLite ledger under tmp_path (genesis signed at
+    ``now`` by the ``genesis`` key) and that key's file; no inherited STARTER_ vars."""
+    url = f"sqlite:///{tmp_path / 'ledger' / 'ledger.db'}"
+    with Ledger.open(url, create=True, clock=FixedClock(now)) as led:
+        led.init(ORIGIN, make_signer("genesis"), "tester")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("STARTER_")}
+    environ |= {
+        "STARTER_LEDGER_URL": url,
+        "STARTER_LEDGER_KEY": keyfile(tmp_path, "genesis"),
+        "STARTER_ACTOR": "tester",
+    }
+    return environ
+
+
 @pytest.fixture
 def file_token_store(tmp_path: Path) -> StoreCase:
     """The default token key store: PKCS#8 files in a temporary folder."""

@@ -31,16 +31,18 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # a script: its helpers are beside it
+
+from _pypiserver import IndexNotStartedError, local_index  # noqa: E402
+
 CLEAN_AUDIT = ROOT / "tests" / "data" / "pip-audit" / "clean.json"
 PRINCIPAL = "release@starter-ledger.demo"
 
@@ -51,12 +53,6 @@ class Failed(Exception):
 
 def ok(text: str) -> None:
     print(f"ok: {text}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Demo:
@@ -185,37 +181,12 @@ def tag(d: Demo, version: str) -> str:
 
 
 def publish(d: Demo, version: str) -> None:
-    packages = d.tmp / "packages"
-    packages.mkdir()
-    port = free_port()
-    log = (d.tmp / "pypiserver.log").open("wb")
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "pypiserver", "run", "--host", "127.0.0.1"),
-            *("--port", str(port), "-a", ".", "-P", ".", "--disable-fallback"),
-            *("--server", "wsgiref", str(packages)),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise Failed(f"pypiserver did not start: {(d.tmp / 'pypiserver.log').read_text()}")
-            time.sleep(0.1)
+    with local_index(d.tmp) as index:
         d.cli(
             "release",
             "publish",
             "--repository",
-            f"{base}/",
+            index.upload_url,
             "--out",
             str(d.dist),
             TWINE_USERNAME="release-demo",
@@ -227,7 +198,7 @@ def publish(d: Demo, version: str) -> None:
         got = d.tmp / "downloaded"
         d.run(
             *(sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir"),
-            *("--index-url", f"{base}/simple/", "-d", str(got)),
+            *("--index-url", index.simple_url, "-d", str(got)),
             f"starter-contracts=={version}",
         )
         (file,) = got.glob("*.whl")
@@ -236,15 +207,10 @@ def publish(d: Demo, version: str) -> None:
             raise Failed(
                 f"downloaded {file.name} has sha256 {digest}, the ledger {wheel['sha256']}"
             )
-        ok(f"release publish to {base}/; pip download gives the ledger's sha256 {digest[:12]}...")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        ok(
+            f"release publish to {index.upload_url}; pip download gives the ledger's sha256 "
+            f"{digest[:12]}..."
+        )
 
 
 def finish(d: Demo, version: str) -> None:
@@ -274,7 +240,7 @@ def main() -> int:
         tag(d, version)
         publish(d, version)
         finish(d, version)
-    except Failed as e:
+    except (Failed, IndexNotStartedError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1
     finally:

@@ -16,16 +16,14 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from _keystore_case import free_port
+from _pypiserver import Index, IndexNotStartedError, local_index
 from conftest import ROOT
 from starter_ledger.artifacts import Artifact, build_wheel, publish, sha256_file
 from starter_ledger.errors import (
@@ -43,15 +41,6 @@ USER = "release-bot"
 TOKEN = secrets.token_urlsafe(16)
 
 
-@dataclass(frozen=True)
-class Index:
-    """A running local index: where to upload and where pip reads."""
-
-    upload_url: str
-    simple_url: str
-    packages: Path
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     return build_wheel(CONTRACTS, tmp_path_factory.mktemp("dist"), source_date_epoch=EPOCH)
@@ -59,43 +48,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[Index]:
-    packages = tmp_path / "packages"
-    packages.mkdir()
-    port = free_port()
-    log = (tmp_path / "pypiserver.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "pypiserver", "run", "--host", "127.0.0.1", "--port"),
-            *(str(port), "-a", ".", "-P", ".", "--disable-fallback", "--server", "wsgiref"),
-            str(packages),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"pypiserver did not start: {(tmp_path / 'pypiserver.log').read_text()}"
-                )
-            time.sleep(0.1)
-        yield Index(upload_url=f"{base}/", simple_url=f"{base}/simple/", packages=packages)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        with local_index(tmp_path) as served:
+            yield served
+    except IndexNotStartedError as e:
+        pytest.fail(str(e))
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import CLI, ORIGIN, keyfile, make_signer
+from conftest import CLI, ORIGIN, initialised_ledger_env, make_signer
 from starter_events import validate_payload
 from starter_events.supplychain import AuditFinding, AuditWaivedPayload
 from starter_ledger import Ledger
@@ -232,17 +231,7 @@ def test_a_missing_pip_audit_is_an_error() -> None:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A CLI environment with an initialised SQLite ledger and its signing key."""
-    url = f"sqlite:///{tmp_path / 'ledger' / 'ledger.db'}"
-    with Ledger.open(url, create=True, clock=FixedClock(NOW)) as led:
-        led.init(ORIGIN, make_signer("genesis"), "tester")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("STARTER_")}
-    environ |= {
-        "STARTER_LEDGER_URL": url,
-        "STARTER_LEDGER_KEY": keyfile(tmp_path, "genesis"),
-        "STARTER_ACTOR": "tester",
-        "STARTER_NOW": "2026-06-01T12:00:00Z",
-    }
-    return environ
+    return {**initialised_ledger_env(tmp_path, NOW), "STARTER_NOW": "2026-06-01T12:00:00Z"}
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

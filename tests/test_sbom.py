@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import CLI, ORIGIN, keyfile, make_signer
+from conftest import CLI, ORIGIN, initialised_ledger_env, make_signer
 from starter_events import validate_payload
 from starter_ledger import Ledger
 from starter_ledger.clock import FixedClock
@@ -243,16 +242,7 @@ def test_a_file_that_is_not_a_wheel_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A CLI environment with an initialised SQLite ledger and its signing key."""
-    url = f"sqlite:///{tmp_path / 'ledger' / 'ledger.db'}"
-    with Ledger.open(url, create=True, clock=FixedClock(NOW)) as led:
-        led.init(ORIGIN, make_signer("genesis"), "tester")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("STARTER_")}
-    environ |= {
-        "STARTER_LEDGER_URL": url,
-        "STARTER_LEDGER_KEY": keyfile(tmp_path, "genesis"),
-        "STARTER_ACTOR": "tester",
-    }
-    return environ
+    return initialised_ledger_env(tmp_path, NOW)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
