@@ -13,7 +13,14 @@ import sys
 
 import typer
 
-from starter_cli import contracts_cmds, keys_cmds, ledger_cmds, release_cmds, supply_cmds
+from starter_cli import (
+    changelog_cmds,
+    contracts_cmds,
+    keys_cmds,
+    ledger_cmds,
+    release_cmds,
+    supply_cmds,
+)
 
 app = typer.Typer(
     name="starter-cli",
@@ -27,7 +34,7 @@ app.add_typer(ledger_cmds.app, name="ledger")
 app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(contracts_cmds.app, name="contracts")
 app.add_typer(release_cmds.release_app, name="release")
-app.add_typer(release_cmds.changelog_app, name="changelog")
+app.add_typer(changelog_cmds.changelog_app, name="changelog")
 app.add_typer(supply_cmds.sbom_app, name="sbom")
 app.add_typer(supply_cmds.audit_app, name="audit")
 

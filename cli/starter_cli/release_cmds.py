@@ -1,16 +1,15 @@
-"""``starter-cli release ...`` and ``starter-cli changelog ...``: version bumps, the release list
-and the changelog, all from the ledger.
+"""``starter-cli release ...``: version bumps, gates, tags, uploads and the release list, all from
+the ledger.
 
 For: the command-line surface over ``starter_ledger.versioning`` (``release bump``),
 ``starter_events.releases`` (``release list``/``show``), ``starter_ledger.gates`` (``release
 gates``), ``starter_ledger.release_tag`` (``release tag``/``check``/``publish``),
-``starter_ledger.gitsign`` (``release allowed-signers``) and ``starter_ledger.changelog``
-(``changelog add``/``write``/``check``). A red gate or tag drift is exit 1 (``gates``,
+and ``starter_ledger.gitsign`` (``release allowed-signers``); ``changelog_cmds`` holds the
+changelog commands. A red gate or tag drift is exit 1 (``gates``,
 ``check``); ``release tag`` refusing on red gates is exit 3 with the ledger unchanged. Writers
 append through ``notify_replicas``; readers open the ledger read-only. Errors propagate to the
-one boundary in ``app.main`` (bad input is exit 3 with the ledger unchanged); a changelog that
-differs from the ledger is exit 1 with a diff. Not for: the version rules (``versioning``) or
-what goes in the changelog (``releases``).
+one boundary in ``app.main`` (bad input is exit 3 with the ledger unchanged). Not for: the
+version rules (``versioning``) or what goes in a release (``releases``).
 """
 
 from __future__ import annotations
@@ -40,10 +39,6 @@ release_app = typer.Typer(
     help="Bump the version, gate, tag, publish and list releases, from the ledger alone.",
     no_args_is_help=True,
 )
-changelog_app = typer.Typer(
-    help="Record changelog entries; write and check CHANGELOG.md from the ledger.",
-    no_args_is_help=True,
-)
 
 VERSION_FILE_OPTION = typer.Option(
     Path("contracts/starter_contracts/_version.py"),
@@ -58,12 +53,9 @@ SNAPSHOTS_OPTION = typer.Option(
     help="Folder of the committed snapshot files and FROZEN.json (re-frozen by the bump).",
     show_default=True,
 )
-FILE_OPTION = typer.Option(
-    Path("CHANGELOG.md"), "--file", help="The changelog file.", show_default=True
-)
 
 
-def _read_state(url: str) -> ReleaseState:
+def read_state(url: str) -> ReleaseState:
     """The release projection of the ledger at ``url``, opened read-only."""
     from starter_ledger.ledger import Ledger
     from starter_ledger.storage import open_store
@@ -73,7 +65,7 @@ def _read_state(url: str) -> ReleaseState:
         return load_state(led)
 
 
-def _warn(state: ReleaseState) -> None:
+def warn_problems(state: ReleaseState) -> None:
     for problem in state.problems:
         typer.echo(f"warning: {safe(problem)}", err=True)
 
@@ -169,8 +161,8 @@ def _release_lines(release: Release) -> list[str]:
 @release_app.command("list")
 def list_releases(ledger: str = LEDGER_OPTION, json_out: bool = JSON_OPTION) -> None:
     """List every release (version, date, commit, artifacts) and the current version."""
-    state = _read_state(ledger)
-    _warn(state)
+    state = read_state(ledger)
+    warn_problems(state)
     releases = state.all_releases()
     if json_out:
         print_json(
@@ -208,8 +200,8 @@ def show(
 
     wanted = version.removeprefix("v")
     parse_semver(wanted)
-    state = _read_state(ledger)
-    _warn(state)
+    state = read_state(ledger)
+    warn_problems(state)
     release = state.release(wanted)
     if release is None:
         known = ", ".join(r.version for r in state.releases) or "none"
@@ -456,96 +448,3 @@ def publish(
         f"published {result.file} (sha256:{result.sha256}) to {safe(result.repository)}; "
         f"recorded at ledger entry {result.seq}"
     )
-
-
-# -- changelog -------------------------------------------------------------------------------
-
-
-def _category(text: str) -> str:
-    from starter_events.release import CHANGELOG_CATEGORIES
-    from starter_ledger.errors import InputRejectedError
-
-    for category in CHANGELOG_CATEGORIES:
-        if category.lower() == text.strip().lower():
-            return category
-    raise InputRejectedError(
-        f"unknown changelog category {safe(text)!r}",
-        hint=f"use one of {', '.join(CHANGELOG_CATEGORIES)}",
-    )
-
-
-def _entry_text(text: str) -> str:
-    from starter_ledger.errors import InputRejectedError
-
-    cleaned = " ".join(text.split())
-    if not cleaned:
-        raise InputRejectedError("the changelog text is empty", hint="say what changed")
-    if not cleaned.isprintable():
-        raise InputRejectedError(
-            f"the changelog text {safe(cleaned[:80])!r} holds control characters",
-            hint="use printable text on one line",
-        )
-    if len(cleaned) > 2000:
-        raise InputRejectedError(
-            f"the changelog text has {len(cleaned)} characters; at most 2000 are allowed"
-        )
-    return cleaned
-
-
-@changelog_app.command()
-def add(
-    text: str = typer.Argument(..., help="One line for the changelog."),
-    category: str = typer.Option(
-        ...,
-        "--category",
-        "-c",
-        help="Added, Changed, Deprecated, Removed, Fixed or Security.",
-    ),
-    ledger: str = LEDGER_OPTION,
-    key: str | None = KEY_OPTION,
-    actor: str | None = ACTOR_OPTION,
-    json_out: bool = JSON_OPTION,
-) -> None:
-    """Record one changelog entry (a signed changelog.added event) for the next release."""
-    from starter_ledger.keystore import open_keystore
-    from starter_ledger.ledger import Ledger
-
-    payload = {"category": _category(category), "text": _entry_text(text)}
-    who = resolve_actor(actor)
-    with notify_replicas(Ledger.open(ledger)) as led:
-        signer = open_keystore(key or default_key_url(ledger)).load()
-        result = led.append("changelog.added", payload, signer, who)
-    if json_out:
-        print_json({**payload, "seq": result.first_seq})
-        return
-    typer.echo(
-        f"recorded {payload['category']}: {payload['text']} (ledger entry {result.first_seq})"
-    )
-
-
-@changelog_app.command()
-def write(file: Path = FILE_OPTION, ledger: str = LEDGER_OPTION) -> None:
-    """Regenerate the changelog file from the ledger (its title and intro are kept)."""
-    from starter_ledger.changelog import write as run_write
-
-    state = _read_state(ledger)
-    _warn(state)
-    changed = run_write(file, state)
-    typer.echo(f"updated {file}" if changed else f"{file} is up to date")
-
-
-@changelog_app.command()
-def check(file: Path = FILE_OPTION, ledger: str = LEDGER_OPTION) -> None:
-    """Fail (exit 1, with a unified diff) when the changelog file differs from the ledger."""
-    from starter_ledger.changelog import check as run_check
-
-    state = _read_state(ledger)
-    _warn(state)
-    diff = run_check(file, state)
-    if not diff:
-        typer.echo(f"ok: {file} matches the ledger")
-        return
-    typer.echo(f"FAILED: {file} differs from the ledger's changelog projection")
-    typer.echo(diff, nl=False)
-    typer.echo("hint: run 'starter-cli changelog write' and commit the file", err=True)
-    raise typer.Exit(1)
