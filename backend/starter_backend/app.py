@@ -23,6 +23,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from starter_backend._fastpath import CHECKPOINT_PATH, JWKS_PATH, FastPath, select
+from starter_backend._responses import etag_matches
 from starter_contracts.api import (
     ConsistencyProofBody,
     EntriesPage,
@@ -126,8 +127,6 @@ def create_app(settings: BackendSettings | None = None, *, clock: Clock | None =
         prepared = select(responses, path)
         headers = {k.decode(): v.decode() for k, v in prepared.headers}
         inm = request.headers.get("if-none-match")
-        from starter_backend._responses import etag_matches
-
         if inm is not None and etag_matches(inm.encode(), prepared.etag):
             return Response(
                 status_code=304,
