@@ -29,6 +29,8 @@ class EventType:
 
 
 _REGISTRY: dict[tuple[str, int], EventType] = {}
+#: The newest schema version of each registered type (kept by ``register``; read per append).
+_LATEST: dict[str, int] = {}
 
 
 def register(type_: str, schema_version: int, summary: str) -> Callable[[_M], _M]:
@@ -40,6 +42,7 @@ def register(type_: str, schema_version: int, summary: str) -> Callable[[_M], _M
             msg = f"event type {type_} v{schema_version} is registered twice"
             raise RuntimeError(msg)
         _REGISTRY[key] = EventType(type_, schema_version, model, summary)
+        _LATEST[type_] = max(schema_version, _LATEST.get(type_, schema_version))
         return model
 
     return decorate
@@ -59,13 +62,13 @@ def _known_list() -> str:
 
 def latest_version(type_: str) -> int:
     """The newest schema version of ``type_``; raises ``UnknownEventTypeError``."""
-    versions = [v for t, v in _REGISTRY if t == type_]
-    if not versions:
+    latest = _LATEST.get(type_)
+    if latest is None:
         raise UnknownEventTypeError(
             f"unknown event type {type_!r}",
             hint=f"known types: {_known_list()}",
         )
-    return max(versions)
+    return latest
 
 
 def lookup(type_: str, schema_version: int) -> EventType:
