@@ -9,6 +9,7 @@ for: parsing (``note.parse_checkpoint``) or verification (``verify``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from starter_ledger.keys import Signer
@@ -19,6 +20,11 @@ SIGNERS_EXTENSION = "starter-ledger-signers"
 
 def signers_line(kids: Iterable[str]) -> str:
     """The extension line naming the authorised signers."""
+    return _signers_line(frozenset(kids))
+
+
+@functools.lru_cache(maxsize=64)
+def _signers_line(kids: frozenset[str]) -> str:
     return " ".join([SIGNERS_EXTENSION, *sorted(kids)])
 
 

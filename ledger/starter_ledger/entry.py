@@ -36,7 +36,9 @@ class Entry:
 
 def format_time(moment: dt.datetime) -> str:
     """RFC 3339 UTC with millisecond precision and a ``Z`` suffix."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    if moment.tzinfo is not dt.UTC:  # the system clock's own zone needs no conversion
+        moment = moment.astimezone(dt.UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def encode_entry(envelope: Envelope | dict[str, Any], signer: Signer) -> bytes:

@@ -78,14 +78,19 @@ def _check_name(name: str) -> None:
         raise FormatError(f"signed-note key name {name!r} must be non-empty, without spaces or '+'")
 
 
+@functools.lru_cache(maxsize=256)
+def _key_id_of(name: str, jwk: tuple[tuple[str, str], ...]) -> bytes:
+    """The signed-note key ID of a public JWK (as sorted items) under ``name``, cached."""
+    return key_id(name, public_key_bytes(dict(jwk)))
+
+
 def sign_note(text: str, name: str, signer: Signer) -> str:
     """Sign ``text`` (which must end in a newline) as a signed note by key ``name``."""
     _check_name(name)
     if not text.endswith("\n"):
         raise FormatError("signed-note text must end with a newline")
-    public_key = public_key_bytes(signer.public_jwk)
     signature = signer.sign(text.encode())
-    blob = b64_encode(key_id(name, public_key) + signature)
+    blob = b64_encode(_key_id_of(name, tuple(sorted(signer.public_jwk.items()))) + signature)
     return f"{text}\n{_DASH}{name} {blob}\n"
 
 
