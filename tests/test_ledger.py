@@ -390,6 +390,23 @@ def test_fresh_ledger_object_sees_the_same_signers(
     _ok(ledger)
 
 
+def test_a_stale_ledger_object_sees_a_signer_added_elsewhere(
+    ledger: Ledger, signer: Ed25519Signer, clock: FixedClock
+) -> None:
+    """A Ledger object that appended before keeps no stale view: after another object adds a
+    signer, the first one accepts that signer's key and appends at the next position."""
+    other = Ledger(ledger.store, clock=clock)
+    _note(ledger, signer, "the first object appends, and keeps its view")
+    second = make_signer("second")
+    _add_signer(other, signer, second)
+    _note(other, signer, "the other object appends again")
+    _note(ledger, second, "signed by the key the other object added")
+    assert ledger.size() == 5
+    assert ledger.entry(4).kid == second.kid
+    assert ledger.entry(4).envelope.prev_root == b64_encode(ledger.root(4))
+    _ok(ledger)
+
+
 # -- verification: bundles, incremental, pins ----------------------------------------------------
 
 

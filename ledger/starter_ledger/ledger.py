@@ -3,8 +3,10 @@
 For: ``Ledger``, the one write path. An append validates the payload against the event catalog,
 checks the trust rules, signs the envelope (which commits to the root of all earlier entries), and
 writes the entry, the completed tree nodes and a signed checkpoint in one transaction that expects
-the size it read; on a conflict it re-reads and retries. Not for: verification, which trusts none
-of this code's storage (``verify``).
+the size it built on. It builds first on the head its previous append left; if the store refuses
+that (another appender moved the ledger), it takes the write lock, re-reads the head and builds
+again, retrying conflicts. Not for: verification, which trusts none of this code's storage
+(``verify``).
 """
 
 from __future__ import annotations
@@ -243,12 +245,10 @@ class Ledger:
     def _load_head(self) -> _Head:
         """The head (tree and signers) as of now; call with the write lock held."""
         size = self.store.size()
-        if self._head is None or self._head.size != size:
-            self._head = None
-            frontier = self.frontier(size)
-            self._head = _Head(
-                frontier, self.signer_set(size), frontier.root(), key_ring(self.store, size)
-            )
+        frontier = self.frontier(size)
+        self._head = _Head(
+            frontier, self.signer_set(size), frontier.root(), key_ring(self.store, size)
+        )
         return self._head
 
     def _append(
@@ -262,6 +262,27 @@ class Ledger:
     def _commit(
         self, prepared: list[_Prepared], signer: Signer, actor: str, origin: str | None
     ) -> AppendResult:
+        kept = self._head
+        if kept is not None:
+            # Optimistic: build on the head this object's last append left, without the lock.
+            # The store writes the batch only if the ledger still has that head's size, so a
+            # stale head (another appender moved the ledger, perhaps changing its signers) is
+            # refused whole; what failed on it is decided again on a head read under the lock.
+            # Only a refusal that wrote nothing (a conflict) is retried.
+            self._head = None
+            try:
+                built = self._build(kept, prepared, signer, actor, origin)
+            except Exception:  # decided again below, on the head read under the lock
+                built = None
+            if built is not None:
+                batch, head, result = built
+                try:
+                    self.store.append(batch)
+                except ConflictError:
+                    pass
+                else:
+                    self._head = head
+                    return result
         for attempt in range(self.retries + 1):
             try:
                 # Lock first, then read: a busy writer elsewhere cannot make this one's view stale.

@@ -1,10 +1,13 @@
 """What the SQL ledger stores (SQLite, PostgreSQL) share: the queries over ``ledger_entries``.
 
 For: ``SQLStore``, the dialect-independent part of a SQL store: reading the size, rows, signer
-events, tree nodes and checkpoints, and appending a batch as one row per entry inside
-``writing()``. A dialect supplies the connection (``_raw``, a DB-API connection in autocommit
-mode), ``_begin`` (start a transaction holding the write lock), its error classes, its placeholder
-style and how to recognise a lock timeout. Not for: connecting, migrating or dialect details.
+events, tree nodes and checkpoints, and appending a batch as one row per entry. The first row is
+written by a conditional INSERT that checks the ledger's size in the same statement, so a batch
+prepared against a stale size writes nothing. A batch goes inside ``writing()``; a single entry
+on a dialect where one statement is a whole serialised transaction (SQLite) is that one statement.
+A dialect supplies the connection (``_raw``, a DB-API connection in autocommit mode), ``_begin``
+(start a transaction holding the write lock), its error classes, its placeholder style and how to
+recognise a lock timeout. Not for: connecting, migrating or dialect details.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ _INDEXED_TYPES = {
     frozenset(SIGNER_EVENT_TYPES): SIGNER_TYPES_SQL,
     frozenset(KEY_EVENT_TYPES): KEY_TYPES_SQL,
 }
+
+
+_INSERT = "INSERT INTO ledger_entries(seq, entry, type, nodes, checkpoint) VALUES (?, ?, ?, ?, ?)"
+#: The same, written only when the ledger's size is the last parameter.
+_INSERT_IF_NEXT = (
+    "INSERT INTO ledger_entries(seq, entry, type, nodes, checkpoint) SELECT ?, ?, ?, ?, ? "
+    "WHERE (SELECT coalesce(max(seq) + 1, 0) FROM ledger_entries) = ?"
+)
 
 
 def _as_bytes(value: object) -> bytes:
@@ -93,6 +104,8 @@ class SQLStore:
     _txn_size: int | None = None
     #: Opened by a reader that must never write (no migration; ``append`` refused).
     _read_only: bool = False
+    #: True when one statement outside a transaction runs as a whole serialised transaction.
+    _statement_is_transaction: ClassVar[bool] = False
 
     @property
     def _where(self) -> str:
@@ -219,12 +232,8 @@ class SQLStore:
         except BaseException as e:
             with contextlib.suppress(self.Error):
                 raw.execute("ROLLBACK")
-            if isinstance(e, self.Error) and self._is_lock_timeout(e):
-                raise ConflictError(
-                    f"ledger {self._where} is locked: {e}", hint="try again"
-                ) from None
             if isinstance(e, self.Error):
-                raise self._unavailable(e) from None
+                raise self._driver_error(e) from None
             raise
         finally:
             self._in_txn = False
@@ -235,32 +244,59 @@ class SQLStore:
             raise LedgerUnavailableError(
                 f"ledger {self._where} was opened read-only", hint="open it without read_only"
             )
-        with self.writing():
+        if self._in_txn:
             self._insert(batch)
+        elif len(batch.entries) == 1 and self._statement_is_transaction:
+            # One conditional INSERT is a whole transaction: it takes the write lock, checks the
+            # size, writes the row and commits durably, or writes nothing.
+            try:
+                self._insert(batch)
+            except self.Error as e:
+                raise self._driver_error(e) from None
+        else:
+            with self.writing():
+                self._insert(batch)
+
+    def _driver_error(self, e: Exception) -> LedgerUnavailableError | ConflictError:
+        """A driver error as the family's error: a lock timeout is a conflict to retry."""
+        if self._is_lock_timeout(e):
+            return ConflictError(f"ledger {self._where} is locked: {e}", hint="try again")
+        return self._unavailable(e)
+
+    def _conflict(self, expected: int) -> ConflictError:
+        return ConflictError(
+            f"ledger has {self.size()} entries, the appender expected {expected}",
+            hint="re-read the ledger and append again",
+        )
 
     def _insert(self, batch: AppendBatch) -> None:
-        raw = self._raw
-        size = self.size()
-        if size != batch.expected_size:
-            raise ConflictError(
-                f"ledger has {size} entries, the appender expected {batch.expected_size}",
-                hint="re-read the ledger and append again",
-            )
         rows = _rows(batch)
+        known = self._txn_size
+        if not rows and known is None:
+            known = self.size()
+        if known is not None and known != batch.expected_size:
+            raise self._conflict(batch.expected_size)
+        if not rows:
+            return
+        cur = self._raw.cursor()
         try:
-            raw.cursor().executemany(
-                self._sql(
-                    "INSERT INTO ledger_entries(seq, entry, type, nodes, checkpoint) "
-                    "VALUES (?, ?, ?, ?, ?)"
-                ),
-                rows,
-            )
+            if known is None:
+                # The size was not read in this transaction: one statement checks it (optimistic
+                # concurrency) and writes the first row, or writes nothing.
+                cur.execute(self._sql(_INSERT_IF_NEXT), (*rows[0], batch.expected_size))
+                if cur.rowcount != 1:
+                    raise self._conflict(batch.expected_size)
+            else:
+                cur.execute(self._sql(_INSERT), rows[0])
+            if len(rows) > 1:
+                cur.executemany(self._sql(_INSERT), rows[1:])
         except self.IntegrityError as e:
             raise ConflictError(
                 f"another appender wrote position {batch.expected_size} first: {e}",
                 hint="re-read the ledger and append again",
             ) from None
-        self._txn_size = size + len(batch.entries)
+        if self._in_txn:
+            self._txn_size = batch.expected_size + len(rows)
 
     def iter_entries(
         self, start: int = 0, end: int | None = None, chunk: int = 2048

@@ -1,8 +1,10 @@
 """``sqlite:///PATH`` ledger storage: one SQLite file in WAL mode with synchronous=FULL.
 
-For: the embedded default. Each append is one ``BEGIN IMMEDIATE`` transaction that checks the
-expected size (optimistic concurrency), inserts the entries, the tree nodes and the checkpoint, and
-commits durably (WAL + ``synchronous=FULL``: the commit is on disk when ``append`` returns).
+For: the embedded default. Each append is one transaction that checks the expected size
+(optimistic concurrency), inserts the entries with their tree nodes and the checkpoint, and commits
+durably (WAL + ``synchronous=FULL``: the commit is on disk when ``append`` returns): a single
+entry is one conditional INSERT statement, a batch a ``BEGIN IMMEDIATE`` transaction. The WAL is
+copied back every 128 frames so that it stays small and is overwritten in place (ADR 0012).
 Triggers reject UPDATE and DELETE. A busy database is waited for up to the busy timeout, then
 reported as a conflict the caller may retry. SQLAlchemy and sqlite3 exceptions never escape this
 module. Not for: many machines sharing one ledger over a network file system.
@@ -25,6 +27,12 @@ __all__ = ["SQLiteStore"]
 #: SQLite page size of new ledger files.
 PAGE_SIZE = 16384
 
+#: WAL frames (pages) after which a commit copies the WAL back into the database file. SQLite's
+#: default, 1,000 frames, lets the WAL of 16 KiB pages grow to 16 MiB, and a commit that extends
+#: the file costs an fdatasync of its size as well; at 128 frames (2 MiB) the file soon stops
+#: growing and later commits overwrite it in place (see docs/adr/0012-sqlite-wal-tuning.md).
+WAL_AUTOCHECKPOINT_PAGES = 128
+
 #: How long a writer waits for another writer's transaction, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -42,6 +50,8 @@ class SQLiteStore(SQLStore):
 
     Error = sqlite3.Error
     IntegrityError = sqlite3.IntegrityError
+    #: SQLite runs a statement outside BEGIN as its own transaction under the one write lock.
+    _statement_is_transaction = True
 
     def __init__(
         self,
@@ -112,6 +122,7 @@ class SQLiteStore(SQLStore):
                 # a 4 KiB page would hold one and waste the rest. Commit cost is the same.
                 cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
                 cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.close()
