@@ -89,6 +89,27 @@ def test_skip_editable_leaves_out_only_editable_installs() -> None:
     )
     assert [s.package for s in payload.skipped] == ["starter-ledger"]
     assert payload.status == "inconclusive"
+    # What was left out on purpose is still named in the record, with pip-audit's reason.
+    assert [(s.package, s.reason) for s in payload.excluded] == [
+        ("starter-contracts", "distribution marked as editable")
+    ]
+
+
+def test_an_audit_without_the_flag_excludes_nothing() -> None:
+    """Without --skip-editable nothing is left out: every skipped dependency counts."""
+    payload = parse_report(
+        (DATA / "skipped.json").read_bytes(), "skipped.json", tool="pip-audit", source="file"
+    )
+    assert payload.excluded == []
+
+
+def test_an_audit_recorded_before_the_excluded_field_still_validates() -> None:
+    """An audit.recorded payload written without ``excluded`` (older records) is still valid."""
+    payload = parse_report(
+        (DATA / "skipped.json").read_bytes(), "skipped.json", tool="pip-audit", source="file"
+    ).model_dump(mode="json")
+    del payload["excluded"]
+    assert validate_payload("audit.recorded", 1, payload).model_dump(mode="json")["excluded"] == []
 
 
 def test_a_report_with_no_dependency_is_inconclusive() -> None:
@@ -274,6 +295,20 @@ def test_cli_never_calls_an_inconclusive_audit_clean(env: dict[str, str], tmp_pa
     assert "INCONCLUSIVE" in status.stdout
     assert "no known vulnerabilities" not in status.stdout.lower()
     assert "no vulnerabilities" not in status.stdout.lower()
+
+
+def test_cli_names_what_skip_editable_left_out(env: dict[str, str]) -> None:
+    """`audit record --skip-editable` says which editable installs it left out, and records
+    them under ``excluded``; the other skipped package still makes the audit inconclusive."""
+    args = ("audit", "record", "--from", str(DATA / "skipped.json"), "--skip-editable")
+    rec = cli(env, *args)
+    assert rec.returncode == 0, rec.stderr
+    assert "left out (--skip-editable): starter-contracts" in rec.stdout
+    assert "not checked: starter-ledger" in rec.stdout
+    shown = cli(env, "ledger", "show", "--json")
+    payload = json.loads(shown.stdout)[-1]["envelope"]["payload"]
+    assert [e["package"] for e in payload["excluded"]] == ["starter-contracts"]
+    assert payload["status"] == "inconclusive"
 
 
 @pytest.mark.parametrize("name", ["corrupt.json", "wrong-shape.json", "missing.json"])

@@ -317,6 +317,8 @@ def audit_record(
     typer.echo(_summary(payload, len(state.open)))
     for s in payload.skipped:
         typer.echo(f"  not checked: {safe(s.package)}: {safe(s.reason)}")
+    for s in payload.excluded:
+        typer.echo(f"  left out (--skip-editable): {safe(s.package)}")
     for f in state.open:
         typer.echo(_finding_line(f))
 

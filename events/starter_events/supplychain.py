@@ -104,6 +104,9 @@ class AuditRecordedPayload(_Model):
     dependencies: int = Field(ge=0)
     findings: list[AuditFinding] = Field(default_factory=list, max_length=10_000)
     skipped: list[AuditSkipped] = Field(default_factory=list, max_length=10_000)
+    #: Dependencies left out on purpose (editable installs, with ``--skip-editable``): named
+    #: here so that the record shows what a conclusive audit did not cover.
+    excluded: list[AuditSkipped] = Field(default_factory=list, max_length=10_000)
 
 
 @register("audit.waived", 1, "accepts one audit finding until an expiry")

@@ -102,8 +102,9 @@ def parse_report(
     source: Literal["run", "file"],
     skip_editable: bool = False,
 ) -> AuditRecordedPayload:
-    """The ``audit.recorded`` payload of a pip-audit JSON report. ``skip_editable`` leaves out
-    the dependencies pip-audit skipped as editable installs (the project's own code)."""
+    """The ``audit.recorded`` payload of a pip-audit JSON report. ``skip_editable`` moves the
+    dependencies pip-audit skipped as editable installs (the project's own code) from
+    ``skipped`` (which makes an audit inconclusive) to ``excluded`` (which names them only)."""
     hint = "pass the JSON written by 'pip-audit -f json -o FILE'"
     if len(data) > MAX_REPORT_BYTES:
         raise InputRejectedError(f"audit report {where} is over {MAX_REPORT_BYTES} bytes")
@@ -117,13 +118,16 @@ def parse_report(
         ) from None
     findings: list[AuditFinding] = []
     skipped: list[AuditSkipped] = []
+    excluded: list[AuditSkipped] = []
     checked = 0
     try:
         for dep in report.dependencies:
             if dep.skip_reason is not None or dep.version is None:
                 reason = dep.skip_reason or "no version given"
-                if not (skip_editable and reason == EDITABLE_SKIP_REASON):
-                    skipped.append(AuditSkipped(package=dep.name, reason=reason[:1024]))
+                left_out = skip_editable and reason == EDITABLE_SKIP_REASON
+                (excluded if left_out else skipped).append(
+                    AuditSkipped(package=dep.name, reason=reason[:1024])
+                )
                 continue
             checked += 1
             findings.extend(
@@ -146,6 +150,7 @@ def parse_report(
             dependencies=checked,
             findings=sorted(findings, key=lambda f: (_canonical(f.package), f.version, f.id)),
             skipped=sorted(skipped, key=lambda s: _canonical(s.package)),
+            excluded=sorted(excluded, key=lambda s: _canonical(s.package)),
         )
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
