@@ -1,8 +1,9 @@
 """Concurrent appenders on one SQLite ledger: no fork, no lost or duplicated event, interleaving.
 
 Several processes append at once, through the library (multiprocessing workers) and through the CLI
-(``python -m starter_cli ledger append``). Optimistic concurrency (``BEGIN IMMEDIATE`` plus the
-expected-size check) must serialise them into one verifiable history.
+(``python -m starter_cli ledger append``). Optimistic concurrency (the expected-size check inside
+the conditional INSERT, a library worker's single appends built on its kept head, and the locked
+``BEGIN IMMEDIATE`` path after a refusal) must serialise them into one verifiable history.
 """
 
 from __future__ import annotations
