@@ -65,11 +65,9 @@ def clock() -> FixedClock:
     return FixedClock(dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC))
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def ledger(
+def _initialised_ledger(
     request: pytest.FixtureRequest, tmp_path: Path, signer: Ed25519Signer, clock: FixedClock
 ) -> Iterator[Ledger]:
-    """An initialised ledger (genesis only) on each backend."""
     if request.param == "memory":
         led = Ledger(MemoryStore(), clock=clock)
     elif request.param == "postgresql":
@@ -80,6 +78,22 @@ def ledger(
     led.init(ORIGIN, signer, "tester")
     yield led
     led.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path, signer: Ed25519Signer, clock: FixedClock
+) -> Iterator[Ledger]:
+    """An initialised ledger (genesis only) on each backend."""
+    yield from _initialised_ledger(request, tmp_path, signer, clock)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_ledger(
+    request: pytest.FixtureRequest, tmp_path: Path, signer: Ed25519Signer, clock: FixedClock
+) -> Iterator[Ledger]:
+    """An initialised ledger (genesis only) on each backend with transactions."""
+    yield from _initialised_ledger(request, tmp_path, signer, clock)
 
 
 @dataclass

@@ -407,6 +407,34 @@ def test_a_stale_ledger_object_sees_a_signer_added_elsewhere(
     _ok(ledger)
 
 
+def test_an_append_rolled_back_by_its_caller_is_not_built_on(
+    sql_ledger: Ledger, signer: Ed25519Signer, clock: FixedClock
+) -> None:
+    """An append made inside the caller's own transaction that the caller then rolls back
+    leaves no trace: after another object appends (the ledger has the same size again), the
+    first object's next append lands after the other's entry and the ledger verifies."""
+    ledger = sql_ledger
+    _note(ledger, signer, "kept")
+
+    def give_up_after_an_append() -> None:
+        with ledger.store.writing():
+            _note(ledger, signer, "rolled back")
+            raise RuntimeError("the caller gives up")
+
+    with pytest.raises(RuntimeError):
+        give_up_after_an_append()
+    assert ledger.size() == 2
+    other = Ledger(ledger.store, clock=clock)
+    _note(other, signer, "from the other object")
+    _note(ledger, signer, "after the rollback")
+    assert [ledger.entry(i).envelope.payload["text"] for i in (1, 2, 3)] == [
+        "kept",
+        "from the other object",
+        "after the rollback",
+    ]
+    _ok(ledger)
+
+
 # -- verification: bundles, incremental, pins ----------------------------------------------------
 
 

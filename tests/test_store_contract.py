@@ -7,6 +7,7 @@ pragmas, and how foreign or newer files are refused.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from collections.abc import Iterator
@@ -137,6 +138,25 @@ class TestLedgerStoreContract:
         assert _state(store) == before
         w.write(1)  # the store still accepts the right batch afterwards
         assert store.size() == 4
+
+    @pytest.mark.parametrize("batch_size", [1, 3])
+    def test_a_batch_built_on_another_history_conflicts(
+        self, store: LedgerStore, batch_size: int
+    ) -> None:
+        """A batch whose expected last leaf is not the stored one (a view of the same size but
+        of another history) is refused and writes nothing; the right leaf is accepted."""
+        w = Writer(store)
+        w.write(2)
+        w.write(1)
+        before = _state(store)
+        good = w.batch(batch_size)
+        other = dataclasses.replace(good, expected_last_leaf=leaf_hash(b"another entry 2"))
+        with pytest.raises(ConflictError, match="entry 2 is not the one"):
+            store.append(other)
+        assert _state(store) == before
+        right = dataclasses.replace(good, expected_last_leaf=leaf_hash(w.entries[-1][1]))
+        store.append(right)
+        assert store.size() == 3 + batch_size
 
     def test_same_batch_twice_conflicts(self, store: LedgerStore) -> None:
         """Two appenders racing with the same batch: the second gets ConflictError."""

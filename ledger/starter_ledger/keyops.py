@@ -4,7 +4,8 @@ For: ``KeyManager``, the application service behind ``starter-cli keys``. It rea
 from the ledger, decides what to append (with ``KeyPolicy``: the JWKS cache lifetime that a staged
 key must be published ahead of its use, key lifetime, token lifetime, warning window), creates new
 private keys in a token key store, appends the ``key.*`` events in one transaction (the ledger
-re-checks every transition under its write lock, so a concurrent change cannot slip through),
+re-checks every transition against the history the store then accepts, so a concurrent change
+cannot slip through),
 and returns what changed with its audit receipt. The clock is injected. Not for: the lifecycle
 rules themselves (``starter_events.keyring``) or serving the JWKS (the backend).
 """

@@ -27,6 +27,7 @@ from starter_events import (
     latest_version,
     validate_payload,
 )
+from starter_events.errors import EventError
 from starter_ledger.checkpoint import make_checkpoint
 from starter_ledger.clock import Clock, SystemClock
 from starter_ledger.encoding import b64_encode
@@ -35,6 +36,8 @@ from starter_ledger.errors import (
     ConflictError,
     FormatError,
     InputRejectedError,
+    KeyStoreError,
+    LedgerError,
     LedgerExistsError,
     LedgerUnavailableError,
     NotAuthorisedError,
@@ -88,6 +91,9 @@ class _Head:
     signers: SignerSet
     root: bytes  # the frontier's root, computed once
     keys: KeyRing
+    #: Leaf hash of the last entry (None when empty): the store checks it, so that a head of the
+    #: same size but of another history (an append that was rolled back) is never built on.
+    last_leaf: bytes | None
 
     @property
     def size(self) -> int:
@@ -245,9 +251,15 @@ class Ledger:
     def _load_head(self) -> _Head:
         """The head (tree and signers) as of now; call with the write lock held."""
         size = self.store.size()
-        frontier = self.frontier(size)
+        coords = frontier_coords(size)
+        hashes = self.store.read_nodes([*coords, (0, size - 1)] if size else coords)
+        frontier = Frontier(size, hashes[: len(coords)])
         self._head = _Head(
-            frontier, self.signer_set(size), frontier.root(), key_ring(self.store, size)
+            frontier,
+            self.signer_set(size),
+            frontier.root(),
+            key_ring(self.store, size),
+            hashes[-1] if size else None,
         )
         return self._head
 
@@ -272,7 +284,9 @@ class Ledger:
             self._head = None
             try:
                 built = self._build(kept, prepared, signer, actor, origin)
-            except Exception:  # decided again below, on the head read under the lock
+            except KeyStoreError:
+                raise  # the signer failed, not the view: asking it again would not help
+            except (LedgerError, EventError):  # decided again below, on the head read now
                 built = None
             if built is not None:
                 batch, head, result = built
@@ -391,12 +405,13 @@ class Ledger:
                 apply_key_event(keys, seq, type_, payload)  # KeyTransitionError: nothing written
             raw = encode_entry(envelope, signer)
             new_entries.append(NewEntry(seq, raw, type_, signer.kid))
-            nodes.extend(frontier.append(leaf_hash(raw)))
+            leaf = leaf_hash(raw)
+            nodes.extend(frontier.append(leaf))
             root = frontier.root()
         note = make_checkpoint(
             ledger_origin, frontier.size, root, signers.authorised.keys(), signer
         )
-        batch = AppendBatch(start, new_entries, nodes, (frontier.size, note))
+        batch = AppendBatch(start, new_entries, nodes, (frontier.size, note), head.last_leaf)
         result = AppendResult(
             first_seq=start,
             size=frontier.size,
@@ -404,7 +419,7 @@ class Ledger:
             checkpoint=note,
             entries=tuple(e.entry for e in new_entries),
         )
-        return batch, _Head(frontier, signers, root, keys), result
+        return batch, _Head(frontier, signers, root, keys, leaf), result
 
 
 def parse_payload_json(data: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 For: ``SQLStore``, the dialect-independent part of a SQL store: reading the size, rows, signer
 events, tree nodes and checkpoints, and appending a batch as one row per entry. The first row is
-written by a conditional INSERT that checks the ledger's size in the same statement, so a batch
-prepared against a stale size writes nothing. A batch goes inside ``writing()``; a single entry
-on a dialect where one statement is a whole serialised transaction (SQLite) is that one statement.
+written by a conditional INSERT that checks the ledger's size and its last entry's leaf hash in
+the same statement, so a batch prepared against a stale view writes nothing. A batch goes inside
+``writing()``; a single entry on a dialect where one statement is a whole serialised transaction
+(SQLite) is that one statement.
 A dialect supplies the connection (``_raw``, a DB-API connection in autocommit mode), ``_begin``
 (start a transaction holding the write lock), its error classes, its placeholder style and how to
 recognise a lock timeout. Not for: connecting, migrating or dialect details.
@@ -44,6 +45,11 @@ _INSERT = "INSERT INTO ledger_entries(seq, entry, type, nodes, checkpoint) VALUE
 _INSERT_IF_NEXT = (
     "INSERT INTO ledger_entries(seq, entry, type, nodes, checkpoint) SELECT ?, ?, ?, ?, ? "
     "WHERE (SELECT coalesce(max(seq) + 1, 0) FROM ledger_entries) = ?"
+)
+#: The same, and only when entry ``size - 1`` has the leaf hash given last (its ``nodes`` start
+#: with it): the parameters after the row are the size, the size again and the leaf hash.
+_INSERT_IF_AFTER = (
+    _INSERT_IF_NEXT + " AND (SELECT substr(nodes, 1, 32) FROM ledger_entries WHERE seq = ? - 1) = ?"
 )
 
 
@@ -264,10 +270,17 @@ class SQLStore:
         return self._unavailable(e)
 
     def _conflict(self, expected: int) -> ConflictError:
-        return ConflictError(
-            f"ledger has {self.size()} entries, the appender expected {expected}",
-            hint="re-read the ledger and append again",
-        )
+        hint = "re-read the ledger and append again"
+        try:
+            size: int | None = self.size()
+        except LedgerUnavailableError:
+            size = None  # still a conflict: the insert wrote nothing
+        if size == expected:
+            return ConflictError(
+                f"entry {expected - 1} is not the one the appender built on", hint=hint
+            )
+        found = "another size" if size is None else f"{size} entries"
+        return ConflictError(f"ledger has {found}, the appender expected {expected}", hint=hint)
 
     def _insert(self, batch: AppendBatch) -> None:
         rows = _rows(batch)
@@ -279,15 +292,18 @@ class SQLStore:
         if not rows:
             return
         cur = self._raw.cursor()
+        size, last = batch.expected_size, batch.expected_last_leaf
+        # One statement checks the size and the last entry (optimistic concurrency) and writes
+        # the first row, or writes nothing.
+        params: tuple[object, ...]
+        if last is None:
+            sql, params = _INSERT_IF_NEXT, (*rows[0], size)
+        else:
+            sql, params = _INSERT_IF_AFTER, (*rows[0], size, size, last)
         try:
-            if known is None:
-                # The size was not read in this transaction: one statement checks it (optimistic
-                # concurrency) and writes the first row, or writes nothing.
-                cur.execute(self._sql(_INSERT_IF_NEXT), (*rows[0], batch.expected_size))
-                if cur.rowcount != 1:
-                    raise self._conflict(batch.expected_size)
-            else:
-                cur.execute(self._sql(_INSERT), rows[0])
+            cur.execute(self._sql(sql), params)
+            if cur.rowcount != 1:
+                raise self._conflict(batch.expected_size)
             if len(rows) > 1:
                 cur.executemany(self._sql(_INSERT), rows[1:])
         except self.IntegrityError as e:

@@ -46,6 +46,10 @@ class AppendBatch:
     nodes: Sequence[tuple[int, int, bytes]]
     #: (tree size, signed note) of the checkpoint after the append.
     checkpoint: tuple[int, str]
+    #: The leaf hash of entry ``expected_size - 1`` in the history the appender built on (None:
+    #: check the size only). A store holding another entry there refuses the batch, so a view
+    #: of the same size but of another history (a rolled-back append) cannot be built on.
+    expected_last_leaf: bytes | None = None
 
 
 class LedgerStore(Protocol):
@@ -68,7 +72,8 @@ class LedgerStore(Protocol):
 
     def append(self, batch: AppendBatch) -> None:
         """Write ``batch`` in one durable transaction (or within ``writing``), or nothing;
-        ``ConflictError`` when the ledger's size is not ``batch.expected_size``."""
+        ``ConflictError`` when the ledger's size is not ``batch.expected_size``, or when its
+        last entry's leaf hash is not ``batch.expected_last_leaf`` (when that is given)."""
         ...
 
     def iter_entries(

@@ -48,6 +48,12 @@ class MemoryStore:
                     f"{batch.expected_size}",
                     hint="re-read the ledger and append again",
                 )
+            last = batch.expected_last_leaf
+            if last is not None and self._nodes.get((0, batch.expected_size - 1)) != last:
+                raise ConflictError(
+                    f"entry {batch.expected_size - 1} is not the one the appender built on",
+                    hint="re-read the ledger and append again",
+                )
             for i, e in enumerate(batch.entries):
                 if e.seq != batch.expected_size + i:
                     raise ConflictError(f"entry seq {e.seq} is not the next position")

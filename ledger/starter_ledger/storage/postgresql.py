@@ -2,7 +2,8 @@
 
 For: several hosts appending to and reading one ledger. An append is one transaction that takes
 ``LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE`` (writers queue, readers do not wait),
-reads the size, inserts one row per entry and commits (``synchronous_commit`` as the server is
+inserts one row per entry (the first one only if the size and the last entry are the ones the
+appender built on) and commits (``synchronous_commit`` as the server is
 configured; the default is durable). A writer that cannot get the lock within the lock timeout
 gets a conflict the caller may retry. Triggers reject UPDATE, DELETE and TRUNCATE. The schema is
 the one SQLite uses (``_schema.py``); ``?options=-csearch_path%3DNAME`` in the URL selects a

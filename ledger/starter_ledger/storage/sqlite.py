@@ -30,7 +30,7 @@ PAGE_SIZE = 16384
 #: WAL frames (pages) after which a commit copies the WAL back into the database file. SQLite's
 #: default, 1,000 frames, lets the WAL of 16 KiB pages grow to 16 MiB, and a commit that extends
 #: the file costs an fdatasync of its size as well; at 128 frames (2 MiB) the file soon stops
-#: growing and later commits overwrite it in place (see docs/adr/0012-sqlite-wal-tuning.md).
+#: growing and later commits overwrite it in place (docs/adr/0012-append-fast-path.md).
 WAL_AUTOCHECKPOINT_PAGES = 128
 
 #: How long a writer waits for another writer's transaction, in milliseconds.
