@@ -32,6 +32,7 @@ from starter_ledger.audit import (
 from starter_ledger.clock import FixedClock
 from starter_ledger.errors import InputRejectedError
 from starter_ledger.storage import MemoryStore
+from starter_ledger.verify import verify_store
 
 DATA = Path(__file__).resolve().parent / "data" / "pip-audit"
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -65,7 +66,7 @@ def test_every_finding_is_recorded_with_aliases_and_fixes() -> None:
     assert payload.findings[0].severity is None
     # The payload is exactly what the event catalog accepts, and round-trips.
     dumped = payload.model_dump(mode="json")
-    assert validate_payload("audit.recorded", 1, dumped).model_dump(mode="json") == dumped
+    assert validate_payload("audit.recorded", 2, dumped).model_dump(mode="json") == dumped
 
 
 def test_skipped_dependencies_make_the_audit_inconclusive() -> None:
@@ -103,13 +104,23 @@ def test_an_audit_without_the_flag_excludes_nothing() -> None:
     assert payload.excluded == []
 
 
-def test_an_audit_recorded_before_the_excluded_field_still_validates() -> None:
-    """An audit.recorded payload written without ``excluded`` (older records) is still valid."""
+def test_an_audit_recorded_at_version_1_still_counts(tmp_path: Path) -> None:
+    """An audit.recorded v1 entry (written before ``excluded`` existed) still verifies, and the
+    audit state reads it as excluding nothing."""
     payload = parse_report(
-        (DATA / "skipped.json").read_bytes(), "skipped.json", tool="pip-audit", source="file"
+        (DATA / "findings.json").read_bytes(), "findings.json", tool="pip-audit", source="file"
     ).model_dump(mode="json")
     del payload["excluded"]
-    assert validate_payload("audit.recorded", 1, payload).model_dump(mode="json")["excluded"] == []
+    signer = make_signer("genesis")
+    with Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", create=True) as led:
+        led.init(ORIGIN, signer, "tester")
+        led.append("audit.recorded", payload, signer, "tester", schema_version=1)
+        assert led.entry(1).envelope.schema_version == 1
+        state = audit_state(led, NOW)
+        assert state.last is not None
+        assert state.last.payload.excluded == []
+        assert len(state.open) == 3
+        assert verify_store(led.store).ok
 
 
 def test_a_report_with_no_dependency_is_inconclusive() -> None:

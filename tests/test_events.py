@@ -46,23 +46,39 @@ KNOWN = (
     "version.bumped",
 )
 JWK = make_signer("events").public_jwk
+#: Types with more than schema version 1, and their versions.
+VERSIONS = {"audit.recorded": (1, 2)}
 
 
 def test_known_types_lists_the_catalog() -> None:
-    """Users can list exactly the seventeen event types of the catalog, each at version 1."""
-    assert dict(known_types()) == dict.fromkeys(KNOWN, (1,))
+    """Users can list exactly the seventeen event types of the catalog with their versions."""
+    assert dict(known_types()) == {t: VERSIONS.get(t, (1,)) for t in KNOWN}
     assert list(known_types()) == sorted(KNOWN)
 
 
 @pytest.mark.parametrize("type_", KNOWN)
 def test_lookup_and_latest_version(type_: str) -> None:
-    """Each known type resolves to its registered model at its newest version."""
-    assert latest_version(type_) == 1
-    event_type = lookup(type_, 1)
-    assert event_type.type == type_
-    assert event_type.schema_version == 1
-    assert issubclass(event_type.model, BaseModel)
-    assert event_type.summary
+    """Each known type resolves to its registered model at every version, newest last."""
+    versions = VERSIONS.get(type_, (1,))
+    assert latest_version(type_) == versions[-1]
+    for version in versions:
+        event_type = lookup(type_, version)
+        assert event_type.type == type_
+        assert event_type.schema_version == version
+        assert issubclass(event_type.model, BaseModel)
+        assert event_type.summary
+
+
+def test_audit_recorded_v2_adds_excluded_and_reads_v1() -> None:
+    """audit.recorded v2 carries ``excluded``; v1 refuses that member (a v1 reader rejects a v2
+    payload instead of misreading it), and a v1 payload reads as v2 with nothing excluded."""
+    v1 = _valid_payloads()["audit.recorded"]
+    excluded = [{"package": "starter-contracts", "reason": "distribution marked as editable"}]
+    v2 = validate_payload("audit.recorded", 2, {**v1, "excluded": excluded})
+    assert v2.model_dump(mode="json") == {**v1, "excluded": excluded}
+    with pytest.raises(PayloadInvalidError, match="excluded"):
+        validate_payload("audit.recorded", 1, {**v1, "excluded": excluded})
+    assert validate_payload("audit.recorded", 2, v1).model_dump(mode="json")["excluded"] == []
 
 
 @pytest.mark.parametrize(
@@ -86,7 +102,8 @@ def test_unknown_type_or_version_names_the_known_ones(call: Any, says: str) -> N
     assert isinstance(err, StarterError)
     assert err.hint is not None
     for type_ in KNOWN:
-        assert f"{type_} (v1)" in err.hint
+        versions = "/".join(f"v{v}" for v in VERSIONS.get(type_, (1,)))
+        assert f"{type_} ({versions})" in err.hint
 
 
 def test_registering_a_type_twice_is_refused() -> None:

@@ -18,6 +18,7 @@ from starter_events._registry import register
 __all__ = [
     "AuditFinding",
     "AuditRecordedPayload",
+    "AuditRecordedPayloadV1",
     "AuditSkipped",
     "AuditWaivedPayload",
     "ComponentChange",
@@ -90,7 +91,7 @@ class AuditSkipped(_Model):
 
 
 @register("audit.recorded", 1, "records a dependency audit and every finding")
-class AuditRecordedPayload(_Model):
+class AuditRecordedPayloadV1(_Model):
     """Payload of ``audit.recorded`` v1. ``inconclusive`` when anything was skipped or the
     vulnerability service could not be reached: it never means "no vulnerabilities"."""
 
@@ -104,6 +105,15 @@ class AuditRecordedPayload(_Model):
     dependencies: int = Field(ge=0)
     findings: list[AuditFinding] = Field(default_factory=list, max_length=10_000)
     skipped: list[AuditSkipped] = Field(default_factory=list, max_length=10_000)
+
+
+@register(
+    "audit.recorded", 2, "records a dependency audit, every finding and what was left out"
+)
+class AuditRecordedPayload(AuditRecordedPayloadV1):
+    """Payload of ``audit.recorded`` v2: v1 plus ``excluded``. A v1 payload reads as a v2 one
+    that excluded nothing; a reader that knows only v1 refuses v2 by its schema version."""
+
     #: Dependencies left out on purpose (editable installs, with ``--skip-editable``): named
     #: here so that the record shows what a conclusive audit did not cover.
     excluded: list[AuditSkipped] = Field(default_factory=list, max_length=10_000)
