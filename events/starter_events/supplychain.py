@@ -107,9 +107,7 @@ class AuditRecordedPayloadV1(_Model):
     skipped: list[AuditSkipped] = Field(default_factory=list, max_length=10_000)
 
 
-@register(
-    "audit.recorded", 2, "records a dependency audit, every finding and what was left out"
-)
+@register("audit.recorded", 2, "records a dependency audit, every finding and what was left out")
 class AuditRecordedPayload(AuditRecordedPayloadV1):
     """Payload of ``audit.recorded`` v2: v1 plus ``excluded``. A v1 payload reads as a v2 one
     that excluded nothing; a reader that knows only v1 refuses v2 by its schema version."""
