@@ -1,20 +1,10 @@
-"""CycloneDX SBOMs of the environment or of a built wheel, stored content-addressed and recorded.
+"""SBOMs stored content-addressed and recorded in the ledger; the package's public surface.
 
-For: generating a CycloneDX JSON SBOM with ``cyclonedx-bom`` (``cyclonedx-py environment
---output-reproducible``: no serial number, no timestamp unless ``SOURCE_DATE_EPOCH`` gives one, so
-the same environment gives the same bytes), validating it against the CycloneDX JSON schema
-(cyclonedx-python-lib's strict validator), storing it as ``<store>/<sha256>.cdx.json`` (0644,
-written atomically, never re-derived), diffing components, and appending ``sbom.recorded``.
-
-A wheel is described by a throw-away virtual environment (``python -m venv --without-pip``, no
-network, nothing installed) holding only core metadata: the wheel's own ``METADATA`` taken from
-the archive, and the ``METADATA`` (and ``direct_url.json``) of every distribution its
-``Requires-Dist`` closure resolves to in *this* environment (markers evaluated, extras followed).
-``cyclonedx-py environment`` then describes exactly that set, with the same component form as an
-environment SBOM. ``cyclonedx-py requirements`` was not chosen: it sees unpinned specifiers, not
-versions, and no licences. A requirement this environment does not satisfy is an error: an SBOM
-that silently misses a component is worse than none.
-
+For: storing a validated CycloneDX JSON SBOM as ``<store>/<sha256>.cdx.json`` (0644, written
+atomically, never re-derived), diffing components between SBOMs of one subject, appending
+``sbom.recorded``, and checking stored files against the ledger. Generation lives in
+``_sbom_generate`` (``environment_sbom``, ``wheel_sbom``, with ``cyclonedx-bom``) and parsing and
+schema validation in ``_sbom_document`` (``Sbom``, ``parse_sbom``); both are re-exported here.
 Not for: vulnerability audits (``starter_ledger.audit``) or the event model
 (``starter_events.supplychain``).
 """
@@ -22,19 +12,11 @@ Not for: vulnerability audits (``starter_ledger.audit``) or the event model
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import subprocess
-import sys
-import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from email.parser import BytesParser
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from starter_events.supplychain import (
     ComponentChange,
@@ -42,6 +24,15 @@ from starter_events.supplychain import (
     SbomDiff,
     SbomRecordedPayload,
 )
+from starter_ledger._sbom_document import (
+    DEFAULT_SPEC_VERSION,
+    JSON_SPEC_VERSIONS,
+    Sbom,
+    SbomError,
+    component_map,
+    parse_sbom,
+)
+from starter_ledger._sbom_generate import environment_sbom, wheel_sbom
 from starter_ledger.errors import InputRejectedError, LedgerError
 from starter_ledger.files import atomic_write
 from starter_ledger.keys import Signer
@@ -68,34 +59,7 @@ __all__ = [
 ]
 
 SBOM_EVENT = "sbom.recorded"
-#: The CycloneDX version generated unless asked otherwise (cyclonedx-bom's own default).
-DEFAULT_SPEC_VERSION = "1.6"
-#: CycloneDX versions that have a JSON schema (1.0 and 1.1 are XML only).
-JSON_SPEC_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")
-#: A component without a version (CycloneDX allows it) is shown with this one.
-NO_VERSION = "unversioned"
-#: Largest SBOM file accepted (64 MiB).
-MAX_SBOM_BYTES = 64 << 20
-_TIMEOUT = 600
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class SbomError(LedgerError):
-    """An SBOM could not be generated (the generator failed) or read (a corrupt stored file)."""
-
-    exit_code = InputRejectedError.exit_code
-
-
-@dataclass(frozen=True)
-class Sbom:
-    """A validated CycloneDX JSON document: its verbatim bytes and what the ledger records."""
-
-    data: bytes
-    sha256: str
-    spec_version: str
-    #: Component key (purl without version, else name) -> (display name, version), all levels.
-    components: Mapping[str, tuple[str, str]]
-    count: int
 
 
 @dataclass(frozen=True)
@@ -105,213 +69,6 @@ class RecordedSbom:
     seq: int
     occurred_at: str
     payload: SbomRecordedPayload
-
-
-# -- parsing and validation -----------------------------------------------------------------
-
-
-def _walk(components: Any, where: str) -> Iterator[dict[str, Any]]:
-    if not isinstance(components, list):
-        raise InputRejectedError(f"SBOM {where}: 'components' is not a list")
-    for c in components:
-        if not isinstance(c, dict):
-            raise InputRejectedError(f"SBOM {where}: a component is not an object")
-        yield c
-        if "components" in c:
-            yield from _walk(c["components"], where)
-
-
-def _key(component: Mapping[str, Any]) -> str:
-    purl = component.get("purl")
-    if isinstance(purl, str) and purl:
-        return purl.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[0].lower()
-    return str(component.get("name", "")).lower()
-
-
-def component_map(doc: Mapping[str, Any], where: str) -> tuple[dict[str, tuple[str, str]], int]:
-    """Components by key with their (name, version); a name installed twice lists both
-    versions, comma-separated. Also the number of components at every level."""
-    found: dict[str, tuple[str, set[str]]] = {}
-    count = 0
-    for c in _walk(doc.get("components", []), where):
-        count += 1
-        name = str(c.get("name") or "")
-        version = str(c.get("version") or NO_VERSION)
-        entry = found.setdefault(_key(c), (name, set()))
-        entry[1].add(version)
-    return {k: (n, ",".join(sorted(v))) for k, (n, v) in found.items()}, count
-
-
-def parse_sbom(data: bytes, where: str, *, validate: bool = True) -> Sbom:
-    """Check ``data`` is a CycloneDX JSON SBOM valid against its schema; ``where`` names the
-    file in errors. ``validate=False`` skips the (slow) schema check for a stored file whose
-    digest the ledger vouches for."""
-    hint = "generate it again with 'starter-cli sbom record'"
-    if len(data) > MAX_SBOM_BYTES:
-        raise InputRejectedError(f"SBOM {where} is over {MAX_SBOM_BYTES} bytes", hint=hint)
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise InputRejectedError(f"SBOM {where} is not JSON: {str(e)[:160]}", hint=hint) from None
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        raise InputRejectedError(f"SBOM {where} is not a CycloneDX JSON document", hint=hint)
-    spec = doc.get("specVersion")
-    if spec not in JSON_SPEC_VERSIONS:
-        raise InputRejectedError(
-            f"SBOM {where} has CycloneDX specVersion {str(spec)[:20]!r}, not one of "
-            f"{', '.join(JSON_SPEC_VERSIONS)}",
-            hint=hint,
-        )
-    if validate:
-        _validate_schema(data, str(spec), where)
-    components, count = component_map(doc, where)
-    return Sbom(data, hashlib.sha256(data).hexdigest(), str(spec), components, count)
-
-
-def _validate_schema(data: bytes, spec: str, where: str) -> None:
-    from cyclonedx.schema import SchemaVersion
-    from cyclonedx.validation.json import JsonStrictValidator
-
-    try:
-        error = JsonStrictValidator(SchemaVersion.from_version(spec)).validate_str(data.decode())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputRejectedError(f"SBOM {where} cannot be validated: {str(e)[:160]}") from None
-    if error is not None:
-        detail = getattr(error.data, "message", str(error.data))
-        path = "/".join(str(p) for p in getattr(error.data, "absolute_path", []))
-        raise InputRejectedError(
-            f"SBOM {where} is not valid CycloneDX {spec}: at /{path}: {str(detail)[:200]}",
-            hint="generate it again with 'starter-cli sbom record'",
-        )
-
-
-# -- generation -----------------------------------------------------------------------------
-
-
-def _cyclonedx(python: str, spec_version: str) -> bytes:
-    if spec_version not in JSON_SPEC_VERSIONS:
-        raise InputRejectedError(
-            f"CycloneDX spec version {spec_version!r} has no JSON form",
-            hint=f"use one of {', '.join(JSON_SPEC_VERSIONS)}",
-        )
-    cmd = [sys.executable, "-m", "cyclonedx_py", "environment", "--output-reproducible"]
-    cmd += ["--no-validate", "--sv", spec_version, "--of", "JSON", "-o", "-", python]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise SbomError(f"cannot run cyclonedx-py: {e}", hint="pip install cyclonedx-bom") from None
-    if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise SbomError(
-            f"cyclonedx-py failed for {python} (exit {proc.returncode}): {tail[0][:300]}",
-            hint="re-run with 'cyclonedx-py environment -v' to see why",
-        )
-    return proc.stdout
-
-
-def environment_sbom(python: str | None = None, spec_version: str = DEFAULT_SPEC_VERSION) -> Sbom:
-    """The validated SBOM of the environment of ``python`` (default: this interpreter's)."""
-    data = _cyclonedx(python or sys.executable, spec_version)
-    return parse_sbom(data, f"of {python or 'this environment'}")
-
-
-def _wheel_metadata(wheel: Path) -> bytes:
-    """The ``METADATA`` of a wheel file; refuses files that are not wheels."""
-    hint = "pass a wheel built by 'python -m build' or 'hatch build'"
-    if not wheel.name.endswith(".whl") or wheel.name.count("-") < 4:
-        raise InputRejectedError(f"{wheel} is not named like a wheel (NAME-VER-PY-ABI-PLAT.whl)")
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            names = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
-            if len(names) != 1:
-                raise InputRejectedError(
-                    f"wheel {wheel} has no single .dist-info/METADATA", hint=hint
-                )
-            return zf.read(names[0])
-    except FileNotFoundError:
-        raise InputRejectedError(f"no wheel at {wheel}") from None
-    except (OSError, zipfile.BadZipFile, KeyError) as e:
-        raise InputRejectedError(f"wheel {wheel} cannot be read: {e}", hint=hint) from None
-
-
-def _closure(requires: Iterable[str], own: str) -> list[metadata.Distribution]:
-    """The installed distributions that ``requires`` resolves to here, transitively."""
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    todo: list[tuple[str, str]] = [(r, "") for r in requires]
-    seen: dict[str, metadata.Distribution] = {}
-    missing: list[str] = []
-    done: set[tuple[str, str]] = set()
-    while todo:
-        text, extra = todo.pop()
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as e:
-            raise InputRejectedError(f"invalid requirement {text!r}: {e}") from None
-        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
-            continue
-        name = canonicalize_name(req.name)
-        if name == own:
-            continue
-        try:
-            dist = metadata.distribution(req.name)
-        except metadata.PackageNotFoundError:
-            missing.append(str(req))
-            continue
-        if not req.specifier.contains(dist.version, prereleases=True):
-            missing.append(f"{req} (installed: {dist.version})")
-        seen.setdefault(name, dist)
-        for ex in ("", *sorted(req.extras)):
-            if (name, ex) not in done:
-                done.add((name, ex))
-                todo.extend((r, ex) for r in dist.requires or [])
-    if missing:
-        raise InputRejectedError(
-            f"this environment does not satisfy the wheel's requirements: {'; '.join(missing)}",
-            hint="install the wheel's dependencies here (pip install WHEEL), then record again",
-        )
-    return [seen[k] for k in sorted(seen)]
-
-
-def wheel_sbom(wheel: Path, spec_version: str = DEFAULT_SPEC_VERSION) -> Sbom:
-    """The validated SBOM of ``wheel`` and its dependency closure as resolved here."""
-    from packaging.utils import canonicalize_name
-
-    meta = _wheel_metadata(wheel)
-    parsed = BytesParser().parsebytes(meta, headersonly=True)
-    own = canonicalize_name(str(parsed.get("Name", "")))
-    with tempfile.TemporaryDirectory(prefix="starter-sbom-") as tmp:
-        venv = Path(tmp) / "venv"
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "venv", "--without-pip", str(venv)],
-                check=True,
-                capture_output=True,
-                timeout=_TIMEOUT,
-            )
-        except (OSError, subprocess.SubprocessError) as e:
-            raise SbomError(f"cannot make a temporary environment in {tmp}: {e}") from None
-        site = next((venv / "lib").glob("python*/site-packages"), None) or (
-            venv / "Lib" / "site-packages"
-        )
-        _write_dist(site, own, str(parsed.get("Version", "0")), {"METADATA": meta})
-        for dist in _closure(parsed.get_all("Requires-Dist") or [], own):
-            files = {"METADATA": (dist.read_text("METADATA") or "").encode()}
-            direct = dist.read_text("direct_url.json")
-            if direct is not None:
-                files["direct_url.json"] = direct.encode()
-            _write_dist(site, canonicalize_name(dist.metadata["Name"]), dist.version, files)
-        python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-        data = _cyclonedx(str(python), spec_version)
-    return parse_sbom(data, f"of wheel {wheel.name}")
-
-
-def _write_dist(site: Path, name: str, version: str, files: Mapping[str, bytes]) -> None:
-    folder = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    folder.mkdir(parents=True, exist_ok=True)
-    for fname, content in files.items():
-        (folder / fname).write_bytes(content)
 
 
 # -- storage and the ledger -----------------------------------------------------------------
