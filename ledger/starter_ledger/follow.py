@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from starter_events import KeyRing
+from starter_ledger._verify_replay import _Failed, _Replay, _report
+from starter_ledger._verify_run import _run
 from starter_ledger.encoding import b64_encode
 from starter_ledger.errors import FormatError, LedgerError
 from starter_ledger.verify import (
     Failure,
     VerifyReport,
-    _Failed,
-    _Replay,
-    _report,
-    _run,
     replay_from_checkpoint,
     replay_store,
 )
