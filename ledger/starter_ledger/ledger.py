@@ -274,29 +274,11 @@ class Ledger:
     def _commit(
         self, prepared: list[_Prepared], signer: Signer, actor: str, origin: str | None
     ) -> AppendResult:
-        kept = self._head
+        kept, self._head = self._head, None
         if kept is not None:
-            # Optimistic: build on the head this object's last append left, without the lock.
-            # The store writes the batch only if the ledger still has that head's size, so a
-            # stale head (another appender moved the ledger, perhaps changing its signers) is
-            # refused whole; what failed on it is decided again on a head read under the lock.
-            # Only a refusal that wrote nothing (a conflict) is retried.
-            self._head = None
-            try:
-                built = self._build(kept, prepared, signer, actor, origin)
-            except KeyStoreError:
-                raise  # the signer failed, not the view: asking it again would not help
-            except (LedgerError, EventError):  # decided again below, on the head read now
-                built = None
-            if built is not None:
-                batch, head, result = built
-                try:
-                    self.store.append(batch)
-                except ConflictError:
-                    pass
-                else:
-                    self._head = head
-                    return result
+            done = self._append_on_kept(kept, prepared, signer, actor, origin)
+            if done is not None:
+                return done
         for attempt in range(self.retries + 1):
             try:
                 # Lock first, then read: a busy writer elsewhere cannot make this one's view stale.
@@ -316,6 +298,32 @@ class Ledger:
                 self._head = None
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _append_on_kept(
+        self,
+        kept: _Head,
+        prepared: list[_Prepared],
+        signer: Signer,
+        actor: str,
+        origin: str | None,
+    ) -> AppendResult | None:
+        """Optimistic: build on the head this object's last append left, without the lock; the
+        store writes the batch only if the ledger still ends where that head does (its size and
+        last entry). None when the head was stale: nothing was written, and what failed on it
+        (the store's refusal, or a trust or key rule that another appender's entries change) is
+        decided again on a head read under the lock."""
+        try:
+            batch, head, result = self._build(kept, prepared, signer, actor, origin)
+        except KeyStoreError:
+            raise  # the signer failed, not the view: asking it again would not help
+        except (LedgerError, EventError):
+            return None
+        try:
+            self.store.append(batch)
+        except ConflictError:
+            return None
+        self._head = head
+        return result
 
     def _prepare(self, event: Event) -> _Prepared:
         version = (
