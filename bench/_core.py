@@ -4,7 +4,8 @@ For: the ``Row`` a benchmark returns (figure, baseline measured in the same run,
 the ``Sizes`` of a full or ``--quick`` run, the scratch and cache folders under ``bench/.work/``,
 deterministic payloads of a given canonical size, building (and caching) large ledgers with
 ``append_many``, and running ``verify_store`` in a fresh child process that reports its peak RSS.
-Not for: the benchmarks themselves (``_durable``, ``_verify``, ``_startup``).
+Not for: the benchmarks themselves (``_single``, ``_durable``, ``_verify``, ``_startup``, ``_http``)
+or their baselines (``_baselines``).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class Sizes:
     """How much work each row does; ``quick`` is a smoke run."""
 
     quick: bool
-    rounds: int  # rounds of rows 1 and 2 (median taken)
+    rounds: int  # rounds of row 2 (median taken)
+    durable_rounds: int  # rounds of row 1 (median of the rounds' paired ratios)
     durable_events: int  # row 1, per round and per system
     batched_calls: int  # row 2, append_many calls of BATCH events per round
     verify_events: int  # row 3 ledger size (1 KB payloads)
@@ -122,11 +124,11 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(False, 3, 2000, 20, 100_000, 1_000_000, 20, 10, 2000, 3.0)
+        return cls(False, 3, 7, 2000, 20, 100_000, 1_000_000, 20, 10, 2000, 3.0)
 
     @classmethod
     def small(cls) -> Sizes:
-        return cls(True, 3, 300, 4, 20_000, 100_000, 20, 5, 500, 1.0)
+        return cls(True, 3, 3, 300, 4, 20_000, 100_000, 20, 5, 500, 1.0)
 
 
 # -- formatting ------------------------------------------------------------------------------

@@ -48,11 +48,12 @@ RowFn = Callable[[Workspace, Sizes], list[Row]]
 def _benchmarks() -> list[tuple[str, str, RowFn]]:
     import _durable
     import _http
+    import _single
     import _startup
     import _verify
 
     return [
-        ("1", "Durable append, 1 event/tx", _durable.durable_single),
+        ("1", "Durable append, 1 event/tx", _single.durable_single),
         ("2", "Batched append (append_many)", _durable.batched),
         ("3", "Full verify", _verify.full_verify),
         ("4", "Peak RSS while verifying", _verify.peak_rss),
