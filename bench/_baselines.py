@@ -2,8 +2,9 @@
 
 For: the ``eventsourcing`` library's ``SQLiteApplicationRecorder`` at our durability (WAL and
 ``synchronous=FULL``), optionally also making the two Ed25519 signatures each of our appends
-makes, and raw ``sqlite3`` inserts of ~1 KB blobs; and the durability check every store of rows 1
-and 2 passes before it is timed. Not for: timing or reporting (``_single``, ``_durable``).
+makes; raw ``sqlite3`` inserts of ~1 KB blobs; the floor of our format in Python
+(``bare_append``, row 1m); and the durability check every store of rows 1 and 2 passes before it
+is timed. Not for: timing or reporting (``_single``, ``_durable``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from _core import ORIGIN, note_text
 
 #: The ~1 KB payload of rows 1, 2 and 6: ``{"text": "..."}`` is 1,024 bytes in RFC 8785 form.
 PAYLOAD_BYTES = 1024
+#: The floor's fixed signing-key seed (a bench key: it signs nothing that is kept).
+SEED = b"\x07" * 32
 
 
 # -- the eventsourcing baseline --------------------------------------------------------------
@@ -158,18 +161,25 @@ def blob(i: int) -> bytes:
 
 def bare_append(db: Path, payloads: Sequence[dict[str, str]]) -> tuple[Callable[[int], None], Any]:
     """An append that writes the same kind of bytes as ours and nothing more: the RFC 8785
-    envelope (the standard library's encoder, sorted keys), its JWS with one Ed25519 signature,
-    the leaf hash and Merkle path, a checkpoint note with a second signature, and one conditional
-    INSERT of the row into the same table layout, at the same durability. No payload validation,
-    no trust rules, no key events, no retries, no objects returned. Not a product path: the floor
-    that shows how much of an append is the format itself. Returns ``(save, close)``."""
+    envelope (the standard library's encoder, sorted keys, which is RFC 8785 for these string and
+    integer members), its JWS with one Ed25519 signature (our header, the key's thumbprint kid),
+    the leaf hash and Merkle path, a checkpoint note (with our signers line) with a second
+    signature, and one conditional INSERT of the row into the same table layout, at the same
+    durability. No payload validation, no trust rules, no key events, no retries, no objects
+    returned. Not a product path: the floor that shows how much of an append is the format
+    itself. Returns ``(save, close)``."""
     import hashlib
     import json
     import sqlite3
 
     import nacl.bindings
 
+    from starter_contracts import ENTRY_MEDIA_TYPE
+    from starter_ledger.checkpoint import signers_line
+    from starter_ledger.jcs import canonicalize
+    from starter_ledger.keys import public_jwk, thumbprint
     from starter_ledger.merkle import Frontier
+    from starter_ledger.note import key_id as note_key_id
 
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA page_size=16384")
@@ -187,10 +197,13 @@ def bare_append(db: Path, payloads: Sequence[dict[str, str]]) -> tuple[Callable[
         "(SELECT substr(nodes, 1, 32) FROM ledger_entries WHERE seq = ? - 1) IS ?"
     )
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
-    _, secret = nacl.bindings.crypto_sign_seed_keypair(b"\x07" * 32)
-    header = base64.urlsafe_b64encode(b'{"alg":"EdDSA","kid":"' + b"k" * 43 + b'","typ":"x"}')
-    header = header.rstrip(b"=") + b"."
-    key_id = b"\x00\x01\x02\x03"
+    public, secret = nacl.bindings.crypto_sign_seed_keypair(SEED)
+    # The real header and key IDs, made once here (untimed), as ours caches them.
+    kid = thumbprint(public_jwk(public))
+    header = {"alg": "EdDSA", "kid": kid, "typ": ENTRY_MEDIA_TYPE}
+    header_b64 = base64.urlsafe_b64encode(canonicalize(header)).rstrip(b"=") + b"."
+    key_id = note_key_id(ORIGIN, public)
+    signers = signers_line([kid])
     frontier = Frontier()
     state: dict[str, Any] = {"root": hashlib.sha256(b"").digest(), "last": None}
 
@@ -206,13 +219,15 @@ def bare_append(db: Path, payloads: Sequence[dict[str, str]]) -> tuple[Callable[
             "seq": seq,
             "type": "note.recorded",
         }
-        signing_input = header + base64.urlsafe_b64encode(encode(envelope).encode()).rstrip(b"=")
+        signing_input = header_b64 + base64.urlsafe_b64encode(encode(envelope).encode()).rstrip(
+            b"="
+        )
         signature = nacl.bindings.crypto_sign(signing_input, secret)[:64]
         entry = signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")
         leaf = hashlib.sha256(b"\x00" + entry).digest()
         nodes = b"".join(h for _, _, h in frontier.append(leaf))
         root = frontier.root()
-        body = f"{ORIGIN}\n{seq + 1}\n{base64.b64encode(root).decode()}\n"
+        body = f"{ORIGIN}\n{seq + 1}\n{base64.b64encode(root).decode()}\n{signers}\n"
         note_sig = nacl.bindings.crypto_sign(body.encode(), secret)[:64]
         note = f"{body}\n\u2014 {ORIGIN} {base64.b64encode(key_id + note_sig).decode()}\n"
         params = (seq, entry, "note.recorded", nodes, note, seq, seq, state["last"])
